@@ -1,0 +1,472 @@
+/* config: load and validate the JSON configuration. See config.h and docs/configuration.md.
+ *
+ * jansson parses the text (well kept, in Debian, gives line/column on syntax errors); the
+ * validation below walks the tree with the current key path in hand so every message names
+ * exactly where the problem is. One function per value kind, one error exit each. */
+#include "firmware/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vctx {
+    const char *file;
+    char *err;
+    size_t errlen;
+    int failed;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct vctx *v, const char *path,
+                                                      const char *fmt, ...)
+{
+    if (v->failed++)
+        return -1; /* keep the first error: it is the one to fix first */
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(v->err, v->errlen, "%s: %s: %s", v->file, path, msg);
+    return -1;
+}
+
+static void child(char *out, size_t n, const char *parent, const char *key)
+{
+    if (parent[0])
+        snprintf(out, n, "%s.%s", parent, key);
+    else
+        snprintf(out, n, "%s", key);
+}
+
+/* Reject keys not in allowed (NULL-terminated). */
+static int check_keys(struct vctx *v, const char *path, json_t *obj, const char *const *allowed)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, key) == 0)
+                ok = true;
+        if (!ok) {
+            char p[256];
+            child(p, sizeof p, path, key);
+            return fail(v, p, "unknown key (allowed here: see docs/configuration.md)");
+        }
+    }
+    return 0;
+}
+
+static const char *type_name(json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+/* String value: required or optional (keeps dst when absent). */
+static int get_str(struct vctx *v, const char *path, json_t *obj, const char *key, bool required,
+                   char *dst, size_t n)
+{
+    char p[256];
+    child(p, sizeof p, path, key);
+    json_t *j = json_object_get(obj, key);
+    if (!j)
+        return required ? fail(v, p, "missing (required)") : 0;
+    if (!json_is_string(j))
+        return fail(v, p, "must be a string, got %s", type_name(j));
+    const char *s = json_string_value(j);
+    if (strlen(s) >= n)
+        return fail(v, p, "too long (%zu bytes, at most %zu)", strlen(s), n - 1);
+    if (required && !*s)
+        return fail(v, p, "must not be empty");
+    str_copy(dst, s, n);
+    return 0;
+}
+
+static int get_uint(struct vctx *v, const char *path, json_t *obj, const char *key,
+                    unsigned long min, unsigned long max, unsigned *dst)
+{
+    char p[256];
+    child(p, sizeof p, path, key);
+    json_t *j = json_object_get(obj, key);
+    if (!j)
+        return 0;
+    if (!json_is_integer(j))
+        return fail(v, p, "must be an integer in %lu..%lu, got %s", min, max, type_name(j));
+    json_int_t x = json_integer_value(j);
+    if (x < (json_int_t)min || x > (json_int_t)max)
+        return fail(v, p, "must be in %lu..%lu, got %lld", min, max, (long long)x);
+    *dst = (unsigned)x;
+    return 0;
+}
+
+static int get_bool(struct vctx *v, const char *path, json_t *obj, const char *key, bool *dst)
+{
+    char p[256];
+    child(p, sizeof p, path, key);
+    json_t *j = json_object_get(obj, key);
+    if (!j)
+        return 0;
+    if (!json_is_boolean(j))
+        return fail(v, p, "must be true or false, got %s", type_name(j));
+    *dst = json_is_true(j);
+    return 0;
+}
+
+static json_t *get_obj(struct vctx *v, const char *path, json_t *obj, const char *key)
+{
+    char p[256];
+    child(p, sizeof p, path, key);
+    json_t *j = json_object_get(obj, key);
+    if (j && !json_is_object(j)) {
+        fail(v, p, "must be an object, got %s", type_name(j));
+        return NULL;
+    }
+    return j;
+}
+
+/* Names end up in metric labels, file names and log lines: keep them tame. */
+static int check_name(struct vctx *v, const char *path, const char *s)
+{
+    for (const char *c = s; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+            return fail(v, path, "\"%s\": only letters, digits, '-', '_' and '.' are allowed", s);
+    return 0;
+}
+
+static int check_abs_path(struct vctx *v, const char *path, const char *s)
+{
+    if (s[0] != '/')
+        return fail(v, path, "\"%s\": must be an absolute path", s);
+    return 0;
+}
+
+/* "host:port" or "[v6]:port" with a port in 1..65535. */
+static int check_hostport(struct vctx *v, const char *path, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return fail(v, path, "\"%s\": must be host:port", s);
+    long port;
+    if (!str_to_long(colon + 1, &port) || port < 1 || port > 65535)
+        return fail(v, path, "\"%s\": port must be 1..65535", s);
+    return 0;
+}
+
+static int check_ussd(struct vctx *v, const char *path, const char *s)
+{
+    if (!*s)
+        return 0;
+    for (const char *c = s; *c; c++)
+        if (!isdigit((unsigned char)*c) && *c != '*' && *c != '#')
+            return fail(v, path, "\"%s\": a USSD code has only digits, '*' and '#'", s);
+    if (s[strlen(s) - 1] != '#')
+        return fail(v, path, "\"%s\": a USSD code ends with '#'", s);
+    return 0;
+}
+
+static const unsigned valid_bauds[] = {9600,   19200,  38400,  57600,  115200,
+                                       230400, 460800, 921600, 3000000, 4000000};
+
+static int parse_modem(struct vctx *v, const char *path, json_t *j, struct cfg_modem *m)
+{
+    static const char *const keys[] = {"port", "baud", "apn", "balance_ussd", "gnss",
+                                       "balance_period_s", "cmd_timeout_ms", NULL};
+    if (check_keys(v, path, j, keys))
+        return -1;
+    m->present = true;
+    m->baud = 115200;
+    m->gnss = true;
+    m->balance_period_s = 14400;
+    m->cmd_timeout_ms = 3000;
+    char p[256];
+    if (get_str(v, path, j, "port", true, m->port, sizeof m->port))
+        return -1;
+    child(p, sizeof p, path, "port");
+    if (check_abs_path(v, p, m->port))
+        return -1;
+    unsigned baud = 115200;
+    if (get_uint(v, path, j, "baud", 300, 4000000, &baud))
+        return -1;
+    bool ok = false;
+    for (unsigned i = 0; i < ARRAY_LEN(valid_bauds); i++)
+        ok |= valid_bauds[i] == baud;
+    if (!ok) {
+        child(p, sizeof p, path, "baud");
+        return fail(v, p, "%u is not a standard modem rate (9600..921600, 3000000, 4000000)",
+                    baud);
+    }
+    m->baud = (int)baud;
+    if (get_str(v, path, j, "apn", false, m->apn, sizeof m->apn) ||
+        get_str(v, path, j, "balance_ussd", false, m->balance_ussd, sizeof m->balance_ussd))
+        return -1;
+    child(p, sizeof p, path, "balance_ussd");
+    if (check_ussd(v, p, m->balance_ussd))
+        return -1;
+    if (get_bool(v, path, j, "gnss", &m->gnss) ||
+        get_uint(v, path, j, "balance_period_s", 60, 7 * 86400, &m->balance_period_s) ||
+        get_uint(v, path, j, "cmd_timeout_ms", 200, 60000, &m->cmd_timeout_ms))
+        return -1;
+    return 0;
+}
+
+static int parse_links(struct vctx *v, json_t *root, struct config *c)
+{
+    json_t *links = json_object_get(root, "links");
+    if (!links)
+        return fail(v, "links", "missing (required)");
+    if (!json_is_array(links))
+        return fail(v, "links", "must be an array, got %s", type_name(links));
+    if (json_array_size(links) == 0)
+        return fail(v, "links", "must list at least one link");
+    if (json_array_size(links) > CFG_MAX_LINKS)
+        return fail(v, "links", "at most %d links, got %zu", CFG_MAX_LINKS,
+                    json_array_size(links));
+    size_t i;
+    json_t *l;
+    json_array_foreach(links, i, l)
+    {
+        char path[64], p[256];
+        snprintf(path, sizeof path, "links[%zu]", i);
+        if (!json_is_object(l))
+            return fail(v, path, "must be an object, got %s", type_name(l));
+        static const char *const keys[] = {"name", "interface", "modem", NULL};
+        if (check_keys(v, path, l, keys))
+            return -1;
+        struct cfg_link *cl = &c->links[i];
+        if (get_str(v, path, l, "name", true, cl->name, sizeof cl->name) ||
+            get_str(v, path, l, "interface", true, cl->interface, sizeof cl->interface))
+            return -1;
+        child(p, sizeof p, path, "name");
+        if (check_name(v, p, cl->name))
+            return -1;
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(c->links[k].name, cl->name) == 0)
+                return fail(v, p, "\"%s\" is already the name of links[%zu]", cl->name, k);
+        }
+        json_t *m = get_obj(v, path, l, "modem");
+        if (v->failed)
+            return -1;
+        if (m) {
+            child(p, sizeof p, path, "modem");
+            if (parse_modem(v, p, m, &cl->modem))
+                return -1;
+            for (size_t k = 0; k < i; k++) {
+                if (c->links[k].modem.present && strcmp(c->links[k].modem.port, cl->modem.port) == 0)
+                    return fail(v, p, "port \"%s\" is already used by links[%zu]", cl->modem.port,
+                                k);
+            }
+        }
+        c->nlinks++;
+    }
+    return 0;
+}
+
+static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
+{
+    json_t *j = get_obj(v, "", root, "tunnel");
+    if (!j)
+        return v->failed ? -1 : 0;
+    static const char *const keys[] = {"hubs", "private_key_file", "hub_public_key", "tun",
+                                       "address", "mtu", NULL};
+    if (check_keys(v, "tunnel", j, keys))
+        return -1;
+    t->enabled = true;
+    str_copy(t->tun, "corr0", sizeof t->tun);
+    t->mtu = 0; /* 0 = derive from the path MTU */
+    json_t *hubs = json_object_get(j, "hubs");
+    if (!hubs)
+        return fail(v, "tunnel.hubs", "missing (required when tunnel is present)");
+    if (!json_is_array(hubs) || json_array_size(hubs) == 0)
+        return fail(v, "tunnel.hubs", "must be a non-empty array of \"host:port\" strings");
+    if (json_array_size(hubs) > CFG_MAX_HUBS)
+        return fail(v, "tunnel.hubs", "at most %d hubs", CFG_MAX_HUBS);
+    size_t i;
+    json_t *h;
+    json_array_foreach(hubs, i, h)
+    {
+        char p[64];
+        snprintf(p, sizeof p, "tunnel.hubs[%zu]", i);
+        if (!json_is_string(h))
+            return fail(v, p, "must be a string, got %s", type_name(h));
+        if (strlen(json_string_value(h)) >= sizeof t->hubs[0])
+            return fail(v, p, "too long");
+        str_copy(t->hubs[i], json_string_value(h), sizeof t->hubs[i]);
+        if (check_hostport(v, p, t->hubs[i]))
+            return -1;
+        t->nhubs++;
+    }
+    if (get_str(v, "tunnel", j, "private_key_file", true, t->private_key_file,
+                sizeof t->private_key_file) ||
+        get_str(v, "tunnel", j, "hub_public_key", true, t->hub_public_key,
+                sizeof t->hub_public_key) ||
+        get_str(v, "tunnel", j, "tun", false, t->tun, sizeof t->tun) ||
+        get_str(v, "tunnel", j, "address", true, t->address, sizeof t->address) ||
+        get_uint(v, "tunnel", j, "mtu", 576, 9000, &t->mtu))
+        return -1;
+    if (check_abs_path(v, "tunnel.private_key_file", t->private_key_file))
+        return -1;
+    if (strlen(t->hub_public_key) != 44 || t->hub_public_key[43] != '=')
+        return fail(v, "tunnel.hub_public_key",
+                    "must be a base64 X25519 public key (44 characters, as printed by "
+                    "`corridor-hub keygen`)");
+    if (!strchr(t->address, '/'))
+        return fail(v, "tunnel.address", "\"%s\": must be address/prefix, e.g. 10.77.0.2/16",
+                    t->address);
+    return 0;
+}
+
+static int parse_sections(struct vctx *v, json_t *root, struct config *c)
+{
+    json_t *j;
+    /* log */
+    if ((j = get_obj(v, "", root, "log"))) {
+        static const char *const keys[] = {"level", "syslog", NULL};
+        if (check_keys(v, "log", j, keys))
+            return -1;
+        char lvl[16] = "info";
+        if (get_str(v, "log", j, "level", false, lvl, sizeof lvl) ||
+            get_bool(v, "log", j, "syslog", &c->log.syslog))
+            return -1;
+        if (log_level_parse(lvl, &c->log.level))
+            return fail(v, "log.level", "\"%s\": must be error, warn, info or debug", lvl);
+    }
+    if (v->failed)
+        return -1;
+    if (parse_tunnel(v, root, &c->tunnel))
+        return -1;
+    if ((j = get_obj(v, "", root, "dashboard"))) {
+        static const char *const keys[] = {"listen", NULL};
+        if (check_keys(v, "dashboard", j, keys))
+            return -1;
+        c->dashboard.enabled = true;
+        str_copy(c->dashboard.listen, "127.0.0.1:8080", sizeof c->dashboard.listen);
+        if (get_str(v, "dashboard", j, "listen", false, c->dashboard.listen,
+                    sizeof c->dashboard.listen) ||
+            check_hostport(v, "dashboard.listen", c->dashboard.listen))
+            return -1;
+    }
+    if (v->failed)
+        return -1;
+    if ((j = get_obj(v, "", root, "telemetry"))) {
+        static const char *const keys[] = {"batch_seconds", "upload_url", "token_file",
+                                           "quota_mb", NULL};
+        if (check_keys(v, "telemetry", j, keys))
+            return -1;
+        struct cfg_telemetry *t = &c->telemetry;
+        t->enabled = true;
+        t->batch_seconds = 600;
+        t->quota_mb = 512;
+        if (get_uint(v, "telemetry", j, "batch_seconds", 10, 86400, &t->batch_seconds) ||
+            get_str(v, "telemetry", j, "upload_url", false, t->upload_url, sizeof t->upload_url) ||
+            get_str(v, "telemetry", j, "token_file", false, t->token_file, sizeof t->token_file) ||
+            get_uint(v, "telemetry", j, "quota_mb", 1, 1048576, &t->quota_mb))
+            return -1;
+        if (t->upload_url[0] && strncmp(t->upload_url, "https://", 8) != 0 &&
+            strncmp(t->upload_url, "http://", 7) != 0)
+            return fail(v, "telemetry.upload_url", "\"%s\": must be an http(s):// URL",
+                        t->upload_url);
+    }
+    if (v->failed)
+        return -1;
+    return 0;
+}
+
+int config_parse(const char *json, size_t len, const char *name, struct config *out, char *err,
+                 size_t errlen)
+{
+    struct vctx v = {.file = name, .err = err, .errlen = errlen};
+    memset(out, 0, sizeof *out);
+    out->log.level = LOGL_INFO;
+    str_copy(out->path, name, sizeof out->path);
+    if (errlen)
+        err[0] = '\0';
+
+    json_error_t je;
+    /* REJECT_DUPLICATES: two "links" keys would otherwise silently keep the last one. */
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s: line %d column %d: %s", name, je.line, je.column, je.text);
+        return -1;
+    }
+    int rc = -1;
+    if (!json_is_object(root)) {
+        fail(&v, "(top level)", "must be a JSON object, got %s", type_name(root));
+        goto out;
+    }
+    static const char *const keys[] = {"vehicle_id", "data_dir", "links",         "log",
+                                       "tunnel",     "dashboard", "telemetry",    "control_socket",
+                                       NULL};
+    if (check_keys(&v, "", root, keys))
+        goto out;
+    if (get_str(&v, "", root, "vehicle_id", true, out->vehicle_id, sizeof out->vehicle_id) ||
+        check_name(&v, "vehicle_id", out->vehicle_id) ||
+        get_str(&v, "", root, "data_dir", true, out->data_dir, sizeof out->data_dir) ||
+        check_abs_path(&v, "data_dir", out->data_dir))
+        goto out;
+    snprintf(out->control_socket, sizeof out->control_socket, "/run/corridor/control.sock");
+    if (get_str(&v, "", root, "control_socket", false, out->control_socket,
+                sizeof out->control_socket) ||
+        check_abs_path(&v, "control_socket", out->control_socket))
+        goto out;
+    if (parse_links(&v, root, out) || parse_sections(&v, root, out))
+        goto out;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+int config_load(const char *path, struct config *out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    /* A config file is small; refuse anything absurd rather than reading it all. */
+    char *buf = malloc(1 << 20);
+    if (!buf) {
+        fclose(f);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    size_t n = fread(buf, 1, 1 << 20, f);
+    int rerr = ferror(f);
+    int more = !feof(f) && fgetc(f) != EOF;
+    fclose(f);
+    int rc;
+    if (rerr) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    } else if (more) {
+        snprintf(err, errlen, "%s: larger than 1 MiB, not a corridor config", path);
+        rc = -1;
+    } else {
+        rc = config_parse(buf, n, path, out, err, errlen);
+    }
+    free(buf);
+    return rc;
+}

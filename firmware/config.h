@@ -1,0 +1,85 @@
+/* config: the appliance's one JSON configuration file (docs/configuration.md).
+ *
+ * config_load() parses and validates everything up front so that `corridor check-config` and
+ * `corridor run` share one code path: every error names the JSON key path and what is wrong
+ * ("links[1].modem.baud: must be one of 9600..921600, got 12345"). The result is a plain
+ * immutable struct; subsystems receive copies of their part. */
+#ifndef CORRIDOR_FIRMWARE_CONFIG_H
+#define CORRIDOR_FIRMWARE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/common.h"
+
+#define CFG_MAX_LINKS 16
+#define CFG_MAX_HUBS 8
+#define CFG_PATH_MAX 256
+
+struct cfg_modem {
+    bool present;
+    char port[CFG_PATH_MAX];
+    int baud;
+    char apn[100];
+    char balance_ussd[32];
+    bool gnss;
+    unsigned balance_period_s;
+    unsigned cmd_timeout_ms;
+};
+
+struct cfg_link {
+    char name[32];
+    char interface[32];
+    struct cfg_modem modem;
+};
+
+struct cfg_tunnel {
+    bool enabled;
+    char hubs[CFG_MAX_HUBS][64];
+    unsigned nhubs;
+    char private_key_file[CFG_PATH_MAX];
+    char hub_public_key[64];
+    char tun[16];
+    char address[48];
+    unsigned mtu;
+};
+
+struct cfg_dashboard {
+    bool enabled;
+    char listen[64];
+};
+
+struct cfg_telemetry {
+    bool enabled;
+    unsigned batch_seconds;
+    char upload_url[CFG_PATH_MAX];
+    char token_file[CFG_PATH_MAX];
+    unsigned quota_mb;
+};
+
+struct cfg_log {
+    enum log_level level;
+    bool syslog;
+};
+
+struct config {
+    char path[CFG_PATH_MAX]; /* where it was loaded from */
+    char vehicle_id[64];
+    char data_dir[CFG_PATH_MAX];
+    struct cfg_link links[CFG_MAX_LINKS];
+    unsigned nlinks;
+    struct cfg_log log;
+    struct cfg_tunnel tunnel;
+    struct cfg_dashboard dashboard;
+    struct cfg_telemetry telemetry;
+    char control_socket[CFG_PATH_MAX];
+};
+
+/* Load and validate. On error returns -1 and writes "<file>: <key path>: <problem>" into err.
+ * Unknown keys are errors too (a typo must not silently switch a feature off). */
+int config_load(const char *path, struct config *out, char *err, size_t errlen);
+/* Same from a string (tests, fuzzing); name is used in messages. */
+int config_parse(const char *json, size_t len, const char *name, struct config *out, char *err,
+                 size_t errlen);
+
+#endif

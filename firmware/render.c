@@ -1,0 +1,161 @@
+/* render: JSON views. See render.h. */
+#include "firmware/render.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *num_or_null(double v)
+{
+    if (isnan(v))
+        return json_null();
+    /* Round to 0.1 dB / 1e-6 degree resolution happens by the caller's choice of value; keep
+     * integers integral so "sinr_db":14 prints as 14. */
+    if (v == floor(v) && fabs(v) < 1e15)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+static json_t *int_or_null(long long v)
+{
+    return v < 0 ? json_null() : json_integer((json_int_t)v);
+}
+
+static json_t *utc_or_null(int64_t t)
+{
+    if (t < 0)
+        return json_null();
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static double round_to(double v, double q)
+{
+    return isnan(v) ? v : round(v / q) * q;
+}
+
+json_t *render_modem_sample(const struct modem_sample *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "port", str_or_null(s->port));
+    json_object_set_new(o, "manufacturer", str_or_null(s->id.manufacturer));
+    json_object_set_new(o, "model", str_or_null(s->id.model));
+    json_object_set_new(o, "revision", str_or_null(s->id.revision));
+    json_object_set_new(o, "imei", str_or_null(s->id.imei));
+    json_object_set_new(o, "iccid", str_or_null(s->id.iccid));
+    json_object_set_new(o, "imsi", str_or_null(s->id.imsi));
+    json_object_set_new(o, "sim", json_string(modem_sim_name(s->sim)));
+    json_object_set_new(o, "registration", json_string(modem_reg_name(s->reg)));
+    if (s->oper_name[0] || s->mcc[0]) {
+        json_t *op = json_object();
+        json_object_set_new(op, "name", str_or_null(s->oper_name));
+        json_object_set_new(op, "mcc", str_or_null(s->mcc));
+        json_object_set_new(op, "mnc", str_or_null(s->mnc));
+        json_object_set_new(o, "operator", op);
+    } else {
+        json_object_set_new(o, "operator", json_null());
+    }
+    json_object_set_new(o, "network_type", json_string(modem_net_name(s->net)));
+    json_object_set_new(o, "band", str_or_null(s->band));
+    json_object_set_new(o, "tac", int_or_null(s->tac));
+    json_object_set_new(o, "cell_id", int_or_null(s->cell_id));
+    json_t *sig = json_object();
+    json_object_set_new(sig, "rssi_dbm", num_or_null(round_to(s->sig.rssi_dbm, 0.1)));
+    json_object_set_new(sig, "rsrp_dbm", num_or_null(round_to(s->sig.rsrp_dbm, 0.1)));
+    json_object_set_new(sig, "rsrq_db", num_or_null(round_to(s->sig.rsrq_db, 0.1)));
+    json_object_set_new(sig, "sinr_db", num_or_null(round_to(s->sig.sinr_db, 0.1)));
+    if (!isnan(s->sig.rscp_dbm))
+        json_object_set_new(sig, "rscp_dbm", num_or_null(round_to(s->sig.rscp_dbm, 0.1)));
+    if (!isnan(s->sig.ecio_db))
+        json_object_set_new(sig, "ecio_db", num_or_null(round_to(s->sig.ecio_db, 0.1)));
+    json_object_set_new(o, "signal", sig);
+    if (s->gnss.valid) {
+        json_t *g = json_object();
+        json_object_set_new(g, "fix", json_boolean(s->gnss.fix));
+        json_object_set_new(g, "lat", num_or_null(round_to(s->gnss.lat, 1e-6)));
+        json_object_set_new(g, "lon", num_or_null(round_to(s->gnss.lon, 1e-6)));
+        json_object_set_new(g, "alt_m", num_or_null(round_to(s->gnss.alt_m, 0.1)));
+        json_object_set_new(g, "speed_kmh", num_or_null(round_to(s->gnss.speed_kmh, 0.1)));
+        json_object_set_new(g, "course_deg", num_or_null(round_to(s->gnss.course_deg, 0.1)));
+        json_object_set_new(g, "utc", utc_or_null(s->gnss.utc));
+        json_object_set_new(o, "gnss", g);
+    } else {
+        json_object_set_new(o, "gnss", json_null());
+    }
+    if (s->balance.valid) {
+        json_t *b = json_object();
+        json_object_set_new(b, "amount",
+                            s->balance.amount_valid ? json_real(s->balance.amount) : json_null());
+        json_object_set_new(b, "raw", json_string(s->balance.raw));
+        json_object_set_new(o, "balance", b);
+    } else {
+        json_object_set_new(o, "balance", json_null());
+    }
+    json_object_set_new(o, "state", json_string(modem_state_name(s->state)));
+    json_object_set_new(o, "netif", str_or_null(s->netif));
+    json_t *c = json_object();
+    json_object_set_new(c, "timeouts", json_integer(s->timeouts));
+    json_object_set_new(c, "soft_resets", json_integer(s->soft_resets));
+    json_object_set_new(c, "power_cycles", json_integer(s->power_cycles));
+    json_object_set_new(c, "vanished", json_integer(s->vanished));
+    json_object_set_new(o, "counters", c);
+    return o;
+}
+
+json_t *render_status(struct state *st, const char *vehicle_id)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "vehicle_id", json_string(vehicle_id));
+    json_object_set_new(o, "version", json_string(CORRIDOR_VERSION));
+    uint64_t now = mono_ms();
+    json_object_set_new(o, "uptime_s",
+                        json_integer((json_int_t)((now - state_started_mono_ms(st)) / 1000)));
+    static struct link_state links[CFG_MAX_LINKS]; /* large; rendering is single-threaded */
+    static pthread_mutex_t render_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&render_lock);
+    unsigned n = state_get_links(st, links, CFG_MAX_LINKS);
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < n; i++) {
+        json_t *l = json_object();
+        json_object_set_new(l, "name", json_string(links[i].name));
+        json_object_set_new(l, "interface", json_string(links[i].interface));
+        json_object_set_new(l, "samples", json_integer((json_int_t)links[i].samples));
+        if (links[i].has_modem && links[i].modem_valid) {
+            json_t *m = render_modem_sample(&links[i].modem);
+            json_object_set_new(m, "age_ms",
+                                json_integer((json_int_t)(now - links[i].modem.mono_ms)));
+            json_object_set_new(l, "modem", m);
+        } else {
+            json_object_set_new(l, "modem", json_null());
+        }
+        json_array_append_new(arr, l);
+    }
+    pthread_mutex_unlock(&render_lock);
+    json_object_set_new(o, "links", arr);
+    /* The most recent 32 events, oldest first. */
+    struct state_event ev[32];
+    uint64_t last = state_last_event_seq(st);
+    unsigned ne = state_get_events(st, last > 32 ? last - 32 : 0, ev, 32);
+    json_t *ea = json_array();
+    for (unsigned i = 0; i < ne; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "seq", json_integer((json_int_t)ev[i].seq));
+        json_object_set_new(e, "wall_ms", json_integer((json_int_t)ev[i].wall_ms));
+        json_object_set_new(e, "source", json_string(ev[i].source));
+        json_object_set_new(e, "kind", json_string(ev[i].kind));
+        json_object_set_new(e, "text", json_string(ev[i].text));
+        json_array_append_new(ea, e);
+    }
+    json_object_set_new(o, "events", ea);
+    return o;
+}

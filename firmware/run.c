@@ -1,0 +1,233 @@
+/* run: the supervisor of `corridor run`. See run.h and docs/architecture.md.
+ *
+ * Threads and owners:
+ *   main thread      supervisor: signals (sigtimedwait), 1 s housekeeping, start/stop order
+ *   modem-<link>     one per configured modem (modem/), owned through struct modem
+ *   control          the Unix control socket (firmware/control.c)
+ * Every thread is started here and joined here; nothing outlives run_daemon(). */
+#include "firmware/run.h"
+#include "firmware/control.h"
+#include "firmware/state.h"
+#include "modem/modem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct supervisor {
+    const struct config *cfg;
+    struct state *st;
+    struct modem *modems[CFG_MAX_LINKS];
+    struct control *control;
+    int lockfd;
+};
+
+/* ---- modem callbacks: run on the modem threads, must not block (state has a short mutex) -- */
+
+static void on_modem_sample(void *ctx, const struct modem_sample *s)
+{
+    struct supervisor *sv = ctx;
+    state_put_modem(sv->st, s);
+}
+
+static void on_modem_event(void *ctx, const char *link, enum modem_event_kind kind,
+                           const char *text)
+{
+    struct supervisor *sv = ctx;
+    state_add_event(sv->st, link, modem_event_name(kind), "%s", text);
+    enum log_level lvl = LOGL_INFO;
+    if (kind == MODEM_EV_TIMEOUT || kind == MODEM_EV_SOFT_RESET || kind == MODEM_EV_POWER_CYCLE ||
+        kind == MODEM_EV_VANISHED)
+        lvl = LOGL_WARN;
+    log_msg(lvl, link, "%s: %s", modem_event_name(kind), text);
+}
+
+/* mkdir -p for data_dir */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char tmp[CFG_PATH_MAX];
+    str_copy(tmp, path, sizeof tmp);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                goto fail;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "data_dir %s: cannot create %s: %s", path, tmp, strerror(errno));
+    return -1;
+}
+
+/* One daemon per data_dir: two would corrupt each other's databases. */
+static int lock_data_dir(struct supervisor *sv, char *err, size_t errlen)
+{
+    char p[CFG_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/corridor.lock", sv->cfg->data_dir);
+    sv->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (sv->lockfd < 0) {
+        snprintf(err, errlen, "%s: %s", p, strerror(errno));
+        return -1;
+    }
+    if (flock(sv->lockfd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "%s: another corridor is running on this data_dir", p);
+        close(sv->lockfd);
+        sv->lockfd = -1;
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(sv->lockfd, 0) == 0 && write(sv->lockfd, pid, (size_t)n) != n)
+        LOG_W("run", "%s: cannot write pid", p);
+    return 0;
+}
+
+static int start_modems(struct supervisor *sv)
+{
+    const struct config *cfg = sv->cfg;
+    struct modem_callbacks cb = {
+        .ctx = sv, .sample = on_modem_sample, .event = on_modem_event, .power_cycle = NULL};
+    unsigned started = 0;
+    for (unsigned i = 0; i < cfg->nlinks; i++) {
+        const struct cfg_link *l = &cfg->links[i];
+        if (!l->modem.present)
+            continue;
+        struct modem_config mc = {0};
+        str_copy(mc.link, l->name, sizeof mc.link);
+        str_copy(mc.port, l->modem.port, sizeof mc.port);
+        mc.baud = l->modem.baud;
+        str_copy(mc.apn, l->modem.apn, sizeof mc.apn);
+        str_copy(mc.balance_ussd, l->modem.balance_ussd, sizeof mc.balance_ussd);
+        str_copy(mc.netif, l->interface, sizeof mc.netif);
+        mc.gnss = l->modem.gnss;
+        mc.balance_period_s = l->modem.balance_period_s;
+        mc.cmd_timeout_ms = l->modem.cmd_timeout_ms;
+        modem_config_defaults(&mc);
+        char err[256];
+        if (modem_start(&mc, &cb, &sv->modems[i], err, sizeof err) != 0) {
+            LOG_E("run", "links[%u] (%s): modem: %s", i, l->name, err);
+            return -1;
+        }
+        started++;
+    }
+    LOG_I("run", "modems: %u started (%u links without a modem)", started, cfg->nlinks - started);
+    return 0;
+}
+
+static void *stop_modem_thread(void *arg)
+{
+    modem_stop(arg);
+    return NULL;
+}
+
+/* Stop all modems in parallel: each stop is bounded by its current command, and sixteen in
+ * sequence would blow the 2 s shutdown budget. */
+static void stop_modems(struct supervisor *sv)
+{
+    pthread_t th[CFG_MAX_LINKS];
+    bool have[CFG_MAX_LINKS] = {0};
+    for (unsigned i = 0; i < CFG_MAX_LINKS; i++) {
+        if (!sv->modems[i])
+            continue;
+        if (pthread_create(&th[i], NULL, stop_modem_thread, sv->modems[i]) == 0)
+            have[i] = true;
+        else
+            modem_stop(sv->modems[i]);
+    }
+    for (unsigned i = 0; i < CFG_MAX_LINKS; i++) {
+        if (have[i])
+            pthread_join(th[i], NULL);
+        sv->modems[i] = NULL;
+    }
+}
+
+static void announce_sections(const struct config *cfg)
+{
+    /* A missing section switches its capability off with exactly one log line. */
+    if (!cfg->tunnel.enabled)
+        LOG_I("run", "tunnel: no \"tunnel\" section, off (monitor only)");
+    else
+        LOG_W("run", "tunnel: configured, but this build has no tunnel data plane yet; off");
+    if (!cfg->dashboard.enabled)
+        LOG_I("run", "dashboard: no \"dashboard\" section, off");
+    else
+        LOG_W("run", "dashboard: configured, but this build has no dashboard yet; off");
+    if (!cfg->telemetry.enabled)
+        LOG_I("run", "telemetry: no \"telemetry\" section, off");
+    else
+        LOG_W("run", "telemetry: configured, but this build has no telemetry yet; off");
+}
+
+int run_daemon(const struct config *cfg)
+{
+    log_init("corridor", cfg->log.level, cfg->log.syslog);
+    struct supervisor sv = {.cfg = cfg, .lockfd = -1};
+    char err[512];
+
+    /* Block the signals we handle before any thread exists, so all threads inherit the mask
+     * and only the supervisor receives them through sigtimedwait. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    LOG_I("run", "corridor %s starting: vehicle %s, config %s, %u links", CORRIDOR_VERSION,
+          cfg->vehicle_id, cfg->path, cfg->nlinks);
+    if (make_dirs(cfg->data_dir, err, sizeof err) || lock_data_dir(&sv, err, sizeof err)) {
+        LOG_E("run", "%s", err);
+        return 1;
+    }
+    sv.st = state_new(cfg);
+    if (!sv.st) {
+        LOG_E("run", "out of memory");
+        return 1;
+    }
+    state_add_event(sv.st, "corridor", "start", "corridor %s started", CORRIDOR_VERSION);
+    announce_sections(cfg);
+
+    int status = 0;
+    if (start_modems(&sv) != 0) {
+        status = 1;
+        goto stop;
+    }
+    if (control_start(cfg->control_socket, sv.st, cfg->vehicle_id, &sv.control, err,
+                      sizeof err) != 0) {
+        /* The control socket is a convenience; the vehicle keeps working without it. */
+        LOG_W("run", "%s; `corridor status` will not work", err);
+    }
+
+    for (;;) {
+        struct timespec tick = {.tv_sec = 1, .tv_nsec = 0};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            LOG_I("run", "%s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (sig == SIGHUP)
+            LOG_W("run", "SIGHUP: configuration reload is not supported yet; restart to apply");
+    }
+
+stop:;
+    uint64_t t0 = mono_ms();
+    control_stop(sv.control);
+    stop_modems(&sv);
+    LOG_I("run", "all threads stopped in %llu ms", (unsigned long long)(mono_ms() - t0));
+    state_free(sv.st);
+    if (sv.lockfd >= 0)
+        close(sv.lockfd);
+    return status;
+}
