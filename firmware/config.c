@@ -357,6 +357,23 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
         return -1;
     if (parse_tunnel(v, root, &c->tunnel))
         return -1;
+    str_copy(c->board.power, "none", sizeof c->board.power);
+    c->board.power_off_ms = 2000;
+    if ((j = get_obj(v, "", root, "board"))) {
+        static const char *const keys[] = {"power", "sim_control", "power_off_ms", NULL};
+        if (check_keys(v, "board", j, keys) ||
+            get_str(v, "board", j, "power", false, c->board.power, sizeof c->board.power) ||
+            get_str(v, "board", j, "sim_control", false, c->board.sim_control,
+                    sizeof c->board.sim_control) ||
+            get_uint(v, "board", j, "power_off_ms", 100, 60000, &c->board.power_off_ms))
+            return -1;
+        if (strcmp(c->board.power, "none") != 0 && strcmp(c->board.power, "sim") != 0)
+            return fail(v, "board.power", "\"%s\": must be \"none\" or \"sim\"", c->board.power);
+        if (strcmp(c->board.power, "sim") == 0 && !c->board.sim_control[0])
+            return fail(v, "board.sim_control", "missing (required when board.power is \"sim\")");
+    }
+    if (v->failed)
+        return -1;
     if ((j = get_obj(v, "", root, "dashboard"))) {
         static const char *const keys[] = {"listen", NULL};
         if (check_keys(v, "dashboard", j, keys))
@@ -418,7 +435,7 @@ int config_parse(const char *json, size_t len, const char *name, struct config *
     }
     static const char *const keys[] = {"vehicle_id", "data_dir", "links",         "log",
                                        "tunnel",     "dashboard", "telemetry",    "control_socket",
-                                       NULL};
+                                       "board",      NULL};
     if (check_keys(&v, "", root, keys))
         goto out;
     if (get_str(&v, "", root, "vehicle_id", true, out->vehicle_id, sizeof out->vehicle_id) ||

@@ -57,6 +57,12 @@ struct cfg_telemetry {
     unsigned quota_mb;
 };
 
+struct cfg_board {
+    char power[16];        /* "none" (default) | "sim" */
+    char sim_control[108]; /* power "sim": the modem simulator's control socket */
+    unsigned power_off_ms;
+};
+
 struct cfg_log {
     enum log_level level;
     bool syslog;
@@ -72,6 +78,7 @@ struct config {
     struct cfg_tunnel tunnel;
     struct cfg_dashboard dashboard;
     struct cfg_telemetry telemetry;
+    struct cfg_board board;
     char control_socket[CFG_PATH_MAX];
 };
 

@@ -9,6 +9,7 @@
 #include "firmware/control.h"
 #include "firmware/state.h"
 #include "modem/modem.h"
+#include "board/board.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@ struct supervisor {
     struct state *st;
     struct modem *modems[CFG_MAX_LINKS];
     struct control *control;
+    struct board *board;
     int lockfd;
 };
 
@@ -47,6 +49,19 @@ static void on_modem_event(void *ctx, const char *link, enum modem_event_kind ki
         kind == MODEM_EV_VANISHED)
         lvl = LOGL_WARN;
     log_msg(lvl, link, "%s: %s", modem_event_name(kind), text);
+}
+
+/* Last step of a modem's recovery ladder; runs on that modem's thread (it may block for the
+ * power-off time, which only delays that one modem). */
+static int on_modem_power_cycle(void *ctx, const char *link)
+{
+    struct supervisor *sv = ctx;
+    char err[256];
+    if (board_power_cycle(sv->board, link, err, sizeof err) != 0) {
+        LOG_W(link, "power cycle: %s", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* mkdir -p for data_dir */
@@ -97,7 +112,7 @@ static int start_modems(struct supervisor *sv)
 {
     const struct config *cfg = sv->cfg;
     struct modem_callbacks cb = {
-        .ctx = sv, .sample = on_modem_sample, .event = on_modem_event, .power_cycle = NULL};
+        .ctx = sv, .sample = on_modem_sample, .event = on_modem_event, .power_cycle = on_modem_power_cycle};
     unsigned started = 0;
     for (unsigned i = 0; i < cfg->nlinks; i++) {
         const struct cfg_link *l = &cfg->links[i];
@@ -200,6 +215,15 @@ int run_daemon(const struct config *cfg)
     announce_sections(cfg);
 
     int status = 0;
+    struct board_config bc = {.off_ms = cfg->board.power_off_ms};
+    board_power_backend_parse(cfg->board.power, &bc.power); /* validated by config */
+    str_copy(bc.sim_control, cfg->board.sim_control, sizeof bc.sim_control);
+    if (board_open(&bc, &sv.board, err, sizeof err) != 0) {
+        LOG_E("run", "%s", err);
+        status = 1;
+        goto stop;
+    }
+    LOG_I("run", "board: modem power control: %s", cfg->board.power);
     if (start_modems(&sv) != 0) {
         status = 1;
         goto stop;
@@ -225,6 +249,7 @@ stop:;
     uint64_t t0 = mono_ms();
     control_stop(sv.control);
     stop_modems(&sv);
+    board_close(sv.board);
     LOG_I("run", "all threads stopped in %llu ms", (unsigned long long)(mono_ms() - t0));
     state_free(sv.st);
     if (sv.lockfd >= 0)

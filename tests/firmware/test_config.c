@@ -106,6 +106,13 @@ int main(void)
     bad("{\"vehicle_id\":\"v\",", "t.json: line 1 column");
     bad("[1,2]", "(top level): must be a JSON object, got an array");
     bad("{\"vehicle_id\":\"v\",\"vehicle_id\":\"w\"}", "duplicate");
+    CHECK_STR(cfg.board.power, "none");
+    CHECK_INT(parse(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"sim\",\"sim_control\":\"/tmp/s.sock\"}}"), 0);
+    CHECK_STR(cfg.board.power, "sim");
+    CHECK_STR(cfg.board.sim_control, "/tmp/s.sock");
+    bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"gpio\"}}", "board.power: \"gpio\": must be");
+    bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"sim\"}}", "board.sim_control: missing");
+
     /* Seventeen links is one too many. */
     char big[4096] = MIN_HEAD;
     for (int i = 0; i < 17; i++) {
