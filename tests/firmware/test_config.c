@@ -106,6 +106,7 @@ int main(void)
     bad("{\"vehicle_id\":\"v\",", "t.json: line 1 column");
     bad("[1,2]", "(top level): must be a JSON object, got an array");
     bad("{\"vehicle_id\":\"v\",\"vehicle_id\":\"w\"}", "duplicate");
+    CHECK_INT(parse(MIN_HEAD LINK_OK "]}"), 0);
     CHECK_STR(cfg.board.power, "none");
     CHECK_INT(parse(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"sim\",\"sim_control\":\"/tmp/s.sock\"}}"), 0);
     CHECK_STR(cfg.board.power, "sim");
