@@ -176,7 +176,8 @@ void control_stop(struct control *c)
     free(c);
 }
 
-int control_request(const char *path, const char *request, char *err, size_t errlen)
+int control_request(const char *path, const char *request, char **reply, char *err,
+                    size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {
@@ -195,22 +196,37 @@ int control_request(const char *path, const char *request, char *err, size_t err
     char line[300];
     snprintf(line, sizeof line, "%s\n", request);
     write_all(fd, line, strlen(line));
-    char buf[4096];
-    int got = 0;
+    /* The status document of 16 links is ~30 KB; 4 MB bounds a misbehaving peer. */
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 3000) <= 0)
             break;
-        ssize_t r = read(fd, buf, sizeof buf);
+        if (len + 1 >= cap) {
+            char *nb = cap < (4u << 20) ? realloc(buf, cap * 2) : NULL;
+            if (!nb)
+                break;
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
         if (r <= 0)
             break;
-        fwrite(buf, 1, (size_t)r, stdout);
-        got = 1;
+        len += (size_t)r;
     }
     close(fd);
-    if (!got) {
+    buf[len] = '\0';
+    if (!len) {
+        free(buf);
         snprintf(err, errlen, "%s: no reply from corridor within 3 s", path);
         return -1;
     }
+    *reply = buf;
     return 0;
 }

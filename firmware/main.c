@@ -8,6 +8,8 @@
 #include "modem/modem.h"
 
 #include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,29 +148,103 @@ static int cmd_modem(int argc, char **argv)
     return 0;
 }
 
+static const char *jstr(json_t *o, const char *k, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : dflt;
+}
+
+static void jnum(char *out, size_t n, json_t *o, const char *k, const char *fmt)
+{
+    json_t *v = json_object_get(o, k);
+    if (json_is_number(v))
+        snprintf(out, n, fmt, json_number_value(v));
+    else
+        snprintf(out, n, "-");
+}
+
+/* One line per link: what the crew or a technician wants at a glance. */
+static void print_brief(json_t *st)
+{
+    printf("%s  up %llds\n", jstr(st, "vehicle_id", "?"),
+           (long long)json_integer_value(json_object_get(st, "uptime_s")));
+    printf("%-12s %-8s %-12s %-8s %-9s %7s %6s %6s %9s %s\n", "LINK", "STATE", "OPERATOR", "NET",
+           "REG", "RSRP", "SINR", "CSQdBm", "BALANCE", "CELL");
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(st, "links"), i, l)
+    {
+        json_t *m = json_object_get(l, "modem");
+        if (!json_is_object(m)) {
+            printf("%-12s %-8s\n", jstr(l, "name", "?"), "no-modem");
+            continue;
+        }
+        json_t *sig = json_object_get(m, "signal"), *op = json_object_get(m, "operator");
+        json_t *bal = json_object_get(m, "balance");
+        char rsrp[16], sinr[16], rssi[16], amount[16] = "-";
+        jnum(rsrp, sizeof rsrp, sig, "rsrp_dbm", "%.1f");
+        jnum(sinr, sizeof sinr, sig, "sinr_db", "%.1f");
+        jnum(rssi, sizeof rssi, sig, "rssi_dbm", "%.0f");
+        if (json_is_object(bal))
+            jnum(amount, sizeof amount, bal, "amount", "%.2f");
+        printf("%-12s %-8s %-12s %-8s %-9s %7s %6s %6s %9s %s/%lld\n", jstr(l, "name", "?"),
+               jstr(m, "state", "?"), json_is_object(op) ? jstr(op, "name", "-") : "-",
+               jstr(m, "network_type", "-"), jstr(m, "registration", "-"), rsrp, sinr, rssi,
+               amount, jstr(m, "band", "-"),
+               (long long)json_integer_value(json_object_get(m, "cell_id")));
+    }
+    size_t ne = json_array_size(json_object_get(st, "events"));
+    for (size_t k = ne > 5 ? ne - 5 : 0; k < ne; k++) {
+        json_t *e = json_array_get(json_object_get(st, "events"), k);
+        printf("  event %-10s %-12s %s\n", jstr(e, "source", "?"), jstr(e, "kind", "?"),
+               jstr(e, "text", ""));
+    }
+}
+
 static int cmd_status(int argc, char **argv)
 {
-    const char *sock = NULL;
+    const char *sock = NULL, *path = DEFAULT_CONFIG;
+    bool brief = false;
     static struct config cfg;
-    if (argc == 3 && strcmp(argv[1], "--socket") == 0) {
-        sock = argv[2];
-    } else {
-        int bad = 0;
-        const char *path = config_arg(argc, argv, &bad);
-        if (bad) {
-            fprintf(stderr, "usage: %s status [--config FILE | --socket PATH]\n", prog);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            sock = argv[++i];
+        } else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) &&
+                   i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "--brief") == 0) {
+            brief = true;
+        } else {
+            fprintf(stderr, "usage: %s status [--config FILE | --socket PATH] [--brief]\n", prog);
             return 2;
         }
+    }
+    if (!sock) {
         if (load_or_report(path, &cfg))
             return 2;
         sock = cfg.control_socket;
     }
-    char err[512];
-    if (control_request(sock, "status", err, sizeof err) != 0) {
+    char err[512], *reply = NULL;
+    if (control_request(sock, "status", &reply, err, sizeof err) != 0) {
         fprintf(stderr, "%s status: %s\n", prog, err);
         return 1;
     }
-    return 0;
+    int rc = 0;
+    if (brief) {
+        json_error_t je;
+        json_t *st = json_loads(reply, 0, &je);
+        if (!st) {
+            fprintf(stderr, "%s status: unreadable reply from %s: %s\n", prog, sock, je.text);
+            rc = 1;
+        } else {
+            print_brief(st);
+            json_decref(st);
+        }
+    } else {
+        fputs(reply, stdout);
+    }
+    free(reply);
+    return rc;
 }
 
 static int cmd_version(int argc, char **argv)
@@ -188,7 +264,7 @@ static const struct subcommand subcommands[] = {
     {"check-config", "FILE", "validate a configuration file (exit 2 on error)", cmd_check_config},
     {"modem", "probe PORT [--baud N] [--balance CODE]", "talk to one modem once, print JSON",
      cmd_modem},
-    {"status", "[--config FILE | --socket PATH]", "ask the running daemon for its state",
+    {"status", "[--config FILE | --socket PATH] [--brief]", "ask the running daemon for its state",
      cmd_status},
     {"version", "", "print the version", cmd_version},
     {"help", "", "this text", cmd_help},
