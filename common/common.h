@@ -24,7 +24,8 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *s, enum log_level *out); /* "error"|"warn"|"info"|"debug" */
 void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void log_vmsg(enum log_level level, const char *subsys, const char *fmt, va_list ap);
+void log_vmsg(enum log_level level, const char *subsys, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* Copy up to max of the most recent log lines (oldest first) into buf, '\n'-separated.
  * Returns the number of bytes written (always NUL-terminated when buflen > 0). */
 size_t log_recent(char *buf, size_t buflen, unsigned max_lines);
