@@ -290,12 +290,11 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
     if (!j)
         return v->failed ? -1 : 0;
     static const char *const keys[] = {"hubs", "private_key_file", "hub_public_key", "tun",
-                                       "address", "mtu", NULL};
+                                       "address", "path_mtu", "lz4", NULL};
     if (check_keys(v, "tunnel", j, keys))
         return -1;
     t->enabled = true;
     str_copy(t->tun, "corr0", sizeof t->tun);
-    t->mtu = 0; /* 0 = derive from the path MTU */
     json_t *hubs = json_object_get(j, "hubs");
     if (!hubs)
         return fail(v, "tunnel.hubs", "missing (required when tunnel is present)");
@@ -324,7 +323,8 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
                 sizeof t->hub_public_key) ||
         get_str(v, "tunnel", j, "tun", false, t->tun, sizeof t->tun) ||
         get_str(v, "tunnel", j, "address", true, t->address, sizeof t->address) ||
-        get_uint(v, "tunnel", j, "mtu", 576, 9000, &t->mtu))
+        get_uint(v, "tunnel", j, "path_mtu", 576, 9000, &t->path_mtu) ||
+        get_bool(v, "tunnel", j, "lz4", &t->lz4))
         return -1;
     if (check_abs_path(v, "tunnel.private_key_file", t->private_key_file))
         return -1;

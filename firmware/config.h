@@ -41,7 +41,8 @@ struct cfg_tunnel {
     char hub_public_key[64];
     char tun[16];
     char address[48];
-    unsigned mtu;
+    unsigned path_mtu; /* outer path MTU, 0 = 1500 */
+    bool lz4;
 };
 
 struct cfg_dashboard {

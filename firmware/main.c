@@ -6,6 +6,7 @@
 #include "firmware/render.h"
 #include "firmware/run.h"
 #include "modem/modem.h"
+#include "agg/keys.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -154,11 +155,11 @@ static const char *jstr(json_t *o, const char *k, const char *dflt)
     return s ? s : dflt;
 }
 
-static void jnum(char *out, size_t n, json_t *o, const char *k, const char *fmt)
+static void jnum(char *out, size_t n, json_t *o, const char *k, int decimals)
 {
     json_t *v = json_object_get(o, k);
     if (json_is_number(v))
-        snprintf(out, n, fmt, json_number_value(v));
+        snprintf(out, n, "%.*f", decimals, json_number_value(v));
     else
         snprintf(out, n, "-");
 }
@@ -182,11 +183,11 @@ static void print_brief(json_t *st)
         json_t *sig = json_object_get(m, "signal"), *op = json_object_get(m, "operator");
         json_t *bal = json_object_get(m, "balance");
         char rsrp[16], sinr[16], rssi[16], amount[16] = "-";
-        jnum(rsrp, sizeof rsrp, sig, "rsrp_dbm", "%.1f");
-        jnum(sinr, sizeof sinr, sig, "sinr_db", "%.1f");
-        jnum(rssi, sizeof rssi, sig, "rssi_dbm", "%.0f");
+        jnum(rsrp, sizeof rsrp, sig, "rsrp_dbm", 1);
+        jnum(sinr, sizeof sinr, sig, "sinr_db", 1);
+        jnum(rssi, sizeof rssi, sig, "rssi_dbm", 0);
         if (json_is_object(bal))
-            jnum(amount, sizeof amount, bal, "amount", "%.2f");
+            jnum(amount, sizeof amount, bal, "amount", 2);
         printf("%-12s %-8s %-12s %-8s %-9s %7s %6s %6s %9s %s/%lld\n", jstr(l, "name", "?"),
                jstr(m, "state", "?"), json_is_object(op) ? jstr(op, "name", "-") : "-",
                jstr(m, "network_type", "-"), jstr(m, "registration", "-"), rsrp, sinr, rssi,
@@ -247,6 +248,21 @@ static int cmd_status(int argc, char **argv)
     return rc;
 }
 
+static int cmd_keygen(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s keygen FILE\n", prog);
+        return 2;
+    }
+    char pub[KEYS_B64_LEN], err[512];
+    if (keys_generate(argv[1], pub, err, sizeof err) != 0) {
+        fprintf(stderr, "%s keygen: %s\n", prog, err);
+        return 1;
+    }
+    puts(pub);
+    return 0;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     printf("corridor %s\n", CORRIDOR_VERSION);
@@ -266,6 +282,8 @@ static const struct subcommand subcommands[] = {
      cmd_modem},
     {"status", "[--config FILE | --socket PATH] [--brief]", "ask the running daemon for its state",
      cmd_status},
+    {"keygen", "FILE", "write a new private key (mode 0600), print its public key",
+     cmd_keygen},
     {"version", "", "print the version", cmd_version},
     {"help", "", "this text", cmd_help},
     {NULL, NULL, NULL, NULL},

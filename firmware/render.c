@@ -138,9 +138,43 @@ json_t *render_status(struct state *st, const char *vehicle_id)
         } else {
             json_object_set_new(l, "modem", json_null());
         }
+        const struct state_link_tunnel *tl = &links[i].tunnel;
+        if (tl->valid) {
+            json_t *tj = json_object();
+            json_object_set_new(tj, "state", json_string(tl->state));
+            json_object_set_new(tj, "weight", json_real(tl->weight));
+            json_object_set_new(tj, "srtt_ms", num_or_null(round_to(tl->srtt_ms, 0.1)));
+            json_object_set_new(tj, "rttvar_ms", num_or_null(round_to(tl->rttvar_ms, 0.1)));
+            json_object_set_new(tj, "loss", json_real(tl->loss));
+            json_object_set_new(tj, "capacity_bps", num_or_null(round(tl->capacity_bps)));
+            json_object_set_new(tj, "tx_bytes", json_integer((json_int_t)tl->tx_bytes));
+            json_object_set_new(tj, "rx_bytes", json_integer((json_int_t)tl->rx_bytes));
+            json_object_set_new(tj, "tx_packets", json_integer((json_int_t)tl->tx_packets));
+            json_object_set_new(tj, "rx_packets", json_integer((json_int_t)tl->rx_packets));
+            json_object_set_new(tj, "resent_packets", json_integer((json_int_t)tl->resent_packets));
+            json_object_set_new(l, "tunnel", tj);
+        } else {
+            json_object_set_new(l, "tunnel", json_null());
+        }
         json_array_append_new(arr, l);
     }
     pthread_mutex_unlock(&render_lock);
+    struct state_tunnel tun;
+    state_get_tunnel(st, &tun);
+    if (tun.valid) {
+        json_t *tj = json_object();
+        json_object_set_new(tj, "hub_state", json_string(tun.hub_state));
+        json_object_set_new(tj, "hub_index", json_integer(tun.hub_index));
+        json_object_set_new(tj, "hub_switches", json_integer(tun.hub_switches));
+        json_object_set_new(tj, "tun_rx_packets", json_integer((json_int_t)tun.tun_rx_packets));
+        json_object_set_new(tj, "tun_tx_packets", json_integer((json_int_t)tun.tun_tx_packets));
+        json_object_set_new(tj, "dropped_auth", json_integer((json_int_t)tun.dropped_auth));
+        json_object_set_new(tj, "dropped_replay", json_integer((json_int_t)tun.dropped_replay));
+        json_object_set_new(tj, "dropped_other", json_integer((json_int_t)tun.dropped_other));
+        json_object_set_new(o, "tunnel", tj);
+    } else {
+        json_object_set_new(o, "tunnel", json_null());
+    }
     json_object_set_new(o, "links", arr);
     /* The most recent 32 events, oldest first. */
     struct state_event ev[32];

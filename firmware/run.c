@@ -4,10 +4,12 @@
  *   main thread      supervisor: signals (sigtimedwait), 1 s housekeeping, start/stop order
  *   modem-<link>     one per configured modem (modem/), owned through struct modem
  *   control          the Unix control socket (firmware/control.c)
+ *   agg-client       the tunnel data plane (agg/), when "tunnel" is configured
  * Every thread is started here and joined here; nothing outlives run_daemon(). */
 #include "firmware/run.h"
 #include "firmware/control.h"
 #include "firmware/state.h"
+#include "firmware/tunnel.h"
 #include "modem/modem.h"
 #include "board/board.h"
 
@@ -28,6 +30,7 @@ struct supervisor {
     struct modem *modems[CFG_MAX_LINKS];
     struct control *control;
     struct board *board;
+    struct tunnel *tunnel;
     int lockfd;
 };
 
@@ -172,8 +175,6 @@ static void announce_sections(const struct config *cfg)
     /* A missing section switches its capability off with exactly one log line. */
     if (!cfg->tunnel.enabled)
         LOG_I("run", "tunnel: no \"tunnel\" section, off (monitor only)");
-    else
-        LOG_W("run", "tunnel: configured, but this build has no tunnel data plane yet; off");
     if (!cfg->dashboard.enabled)
         LOG_I("run", "dashboard: no \"dashboard\" section, off");
     else
@@ -228,6 +229,15 @@ int run_daemon(const struct config *cfg)
         status = 1;
         goto stop;
     }
+    if (cfg->tunnel.enabled) {
+        if (tunnel_start(cfg, sv.st, &sv.tunnel, err, sizeof err) != 0) {
+            LOG_E("run", "tunnel: %s", err);
+            status = 1;
+            goto stop;
+        }
+        LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks,
+              cfg->tunnel.nhubs, cfg->tunnel.hubs[0]);
+    }
     if (control_start(cfg->control_socket, sv.st, cfg->vehicle_id, &sv.control, err,
                       sizeof err) != 0) {
         /* The control socket is a convenience; the vehicle keeps working without it. */
@@ -241,6 +251,7 @@ int run_daemon(const struct config *cfg)
             LOG_I("run", "%s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
+        tunnel_tick(sv.tunnel);
         if (sig == SIGHUP)
             LOG_W("run", "SIGHUP: configuration reload is not supported yet; restart to apply");
     }
@@ -248,6 +259,7 @@ int run_daemon(const struct config *cfg)
 stop:;
     uint64_t t0 = mono_ms();
     control_stop(sv.control);
+    tunnel_stop(sv.tunnel);
     stop_modems(&sv);
     board_close(sv.board);
     LOG_I("run", "all threads stopped in %llu ms", (unsigned long long)(mono_ms() - t0));

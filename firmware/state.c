@@ -15,6 +15,7 @@ struct state {
     uint64_t next_seq;
     uint64_t unknown_samples;
     uint64_t started_mono_ms;
+    struct state_tunnel tunnel;
 };
 
 struct state *state_new(const struct config *cfg)
@@ -113,4 +114,27 @@ uint64_t state_last_event_seq(struct state *st)
     uint64_t s = st->next_seq - 1;
     pthread_mutex_unlock(&st->lock);
     return s;
+}
+
+void state_put_link_tunnel(struct state *st, unsigned link_index,
+                           const struct state_link_tunnel *t)
+{
+    pthread_mutex_lock(&st->lock);
+    if (link_index < st->nlinks)
+        st->links[link_index].tunnel = *t;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void state_put_tunnel(struct state *st, const struct state_tunnel *t)
+{
+    pthread_mutex_lock(&st->lock);
+    st->tunnel = *t;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void state_get_tunnel(struct state *st, struct state_tunnel *out)
+{
+    pthread_mutex_lock(&st->lock);
+    *out = st->tunnel;
+    pthread_mutex_unlock(&st->lock);
 }

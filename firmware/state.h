@@ -13,6 +13,22 @@
 #include "firmware/config.h"
 #include "modem/modem.h"
 
+/* What the tunnel measured on one link (copied from agg once a second). */
+struct state_link_tunnel {
+    bool valid;
+    char state[12]; /* down, probing, up, disabled */
+    uint64_t tx_bytes, rx_bytes, tx_packets, rx_packets, resent_packets;
+    double srtt_ms, rttvar_ms, loss, capacity_bps, weight;
+};
+
+struct state_tunnel {
+    bool valid;
+    char hub_state[16]; /* none, connecting, connected */
+    unsigned hub_index, hub_switches;
+    uint64_t tun_rx_packets, tun_tx_packets;
+    uint64_t dropped_auth, dropped_replay, dropped_other;
+};
+
 struct link_state {
     char name[32];
     char interface[32];
@@ -20,6 +36,7 @@ struct link_state {
     bool modem_valid;         /* at least one sample received */
     struct modem_sample modem;
     uint64_t samples;         /* samples received for this link */
+    struct state_link_tunnel tunnel;
 };
 
 #define STATE_EVENTS 512
@@ -37,6 +54,10 @@ struct state *state_new(const struct config *cfg);
 void state_free(struct state *st);
 /* Store the latest modem sample for sample->link (unknown links are ignored, counted). */
 void state_put_modem(struct state *st, const struct modem_sample *sample);
+void state_put_link_tunnel(struct state *st, unsigned link_index,
+                           const struct state_link_tunnel *t);
+void state_put_tunnel(struct state *st, const struct state_tunnel *t);
+void state_get_tunnel(struct state *st, struct state_tunnel *out);
 void state_add_event(struct state *st, const char *source, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Copy out up to max links; returns the number of links. */

@@ -26,5 +26,9 @@ expect 1 "/nonexistent/ttyUSB9" $bin modem probe /nonexistent/ttyUSB9
 expect 2 "--baud \"x\"" $bin modem probe /dev/null --baud x
 expect 1 "is corridor running?" $bin status --socket "$t/none.sock"
 expect 0 "corridor 0." $bin version
+expect 0 "=" $bin keygen "$t/key"
+[ "$(stat -c %a "$t/key")" = 600 ] && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: key mode $(stat -c %a "$t/key")"; }
+expect 1 "$t/key" $bin keygen "$t/key"
+expect 2 "usage: corridor keygen FILE" $bin keygen
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

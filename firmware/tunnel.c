@@ -1,0 +1,170 @@
+/* tunnel: config -> agg client, weights in, stats out. See tunnel.h. */
+#include "firmware/tunnel.h"
+#include "agg/agg.h"
+#include "agg/keys.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tunnel {
+    struct state *st;
+    struct agg_client *client;
+    unsigned nlinks;
+    char names[CFG_MAX_LINKS][32];
+    bool has_modem[CFG_MAX_LINKS];
+};
+
+static const char *hub_state_name(enum agg_hub_state s)
+{
+    switch (s) {
+    case AGG_HUB_CONNECTING:
+        return "connecting";
+    case AGG_HUB_CONNECTED:
+        return "connected";
+    default:
+        return "none";
+    }
+}
+
+static void on_hub_state(void *user, enum agg_hub_state s, unsigned idx)
+{
+    struct tunnel *t = user;
+    /* Called on the data-plane thread: state_add_event is a short mutex, never I/O. */
+    state_add_event(t->st, "tunnel", "hub", "hub #%u: %s", idx, hub_state_name(s));
+}
+
+static void on_link_state(void *user, uint8_t link_id, enum agg_link_state s)
+{
+    struct tunnel *t = user;
+    static const char *const names[] = {"down", "probing", "up", "disabled"};
+    if (link_id < t->nlinks)
+        state_add_event(t->st, t->names[link_id], "tunnel_link", "tunnel link %s",
+                        (unsigned)s < 4 ? names[s] : "?");
+}
+
+int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out, char *err,
+                 size_t errlen)
+{
+    const struct cfg_tunnel *tc = &cfg->tunnel;
+    struct tunnel *t = calloc(1, sizeof *t);
+    struct agg_client_config *ac = calloc(1, sizeof *ac);
+    if (!t || !ac) {
+        free(t);
+        free(ac);
+        snprintf(err, errlen, "tunnel: out of memory");
+        return -1;
+    }
+    t->st = st;
+    str_copy(ac->tun_name, tc->tun, sizeof ac->tun_name);
+    str_copy(ac->address, tc->address, sizeof ac->address);
+    ac->path_mtu = tc->path_mtu; /* 0 = 1500; the TUN MTU is derived from it */
+    for (unsigned i = 0; i < tc->nhubs && i < AGG_MAX_HUBS; i++)
+        str_copy(ac->hubs[i], tc->hubs[i], sizeof ac->hubs[i]);
+    ac->n_hubs = tc->nhubs;
+    ac->lz4 = tc->lz4;
+    char kerr[256];
+    if (keys_load_private(tc->private_key_file, ac->private_key, NULL, kerr, sizeof kerr) != 0) {
+        snprintf(err, errlen, "tunnel.private_key_file: %s", kerr);
+        goto fail;
+    }
+    if (keys_parse_public(tc->hub_public_key, ac->hub_public_key, "tunnel.hub_public_key", kerr,
+                          sizeof kerr) != 0) {
+        snprintf(err, errlen, "%s", kerr);
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->nlinks; i++) {
+        struct agg_link_config *l = &ac->links[i];
+        str_copy(l->name, cfg->links[i].name, sizeof l->name);
+        str_copy(l->ifname, cfg->links[i].interface, sizeof l->ifname);
+        l->link_id = (uint8_t)i; /* stable: the config order is the wire's link id */
+        str_copy(t->names[i], cfg->links[i].name, sizeof t->names[i]);
+        t->has_modem[i] = cfg->links[i].modem.present;
+    }
+    ac->n_links = cfg->nlinks;
+    t->nlinks = cfg->nlinks;
+    struct agg_callbacks cb = {.hub_state = on_hub_state, .link_state = on_link_state, .user = t};
+    int rc = agg_client_start(ac, &cb, &t->client, err, errlen);
+    sodium_memzero(ac->private_key, sizeof ac->private_key);
+    free(ac);
+    if (rc != 0) {
+        free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+fail:
+    sodium_memzero(ac->private_key, sizeof ac->private_key);
+    free(ac);
+    free(t);
+    return -1;
+}
+
+/* The live baseline policy: a modem that cannot carry traffic is drained before the tunnel
+ * has to discover it by timeouts. Links without a modem (depot Wi-Fi, Ethernet) are judged by
+ * the tunnel's own probes alone. */
+static double live_weight(const struct link_state *l)
+{
+    if (!l->has_modem)
+        return 1.0;
+    if (!l->modem_valid)
+        return 0.0;
+    const struct modem_sample *m = &l->modem;
+    if (m->state != MODEM_ST_POLL)
+        return 0.0;
+    if (m->reg != MODEM_REG_HOME && m->reg != MODEM_REG_ROAMING)
+        return 0.0;
+    return 1.0;
+}
+
+void tunnel_tick(struct tunnel *t)
+{
+    if (!t)
+        return;
+    static struct link_state links[CFG_MAX_LINKS]; /* only the supervisor thread calls this */
+    unsigned n = state_get_links(t->st, links, CFG_MAX_LINKS);
+    double w[CFG_MAX_LINKS];
+    for (unsigned i = 0; i < n; i++)
+        w[i] = live_weight(&links[i]);
+    agg_client_set_weights(t->client, w, n);
+
+    static struct agg_client_stats s;
+    agg_client_get_stats(t->client, &s);
+    struct state_tunnel ts = {.valid = true};
+    str_copy(ts.hub_state, hub_state_name(s.hub_state), sizeof ts.hub_state);
+    ts.hub_index = s.hub_index;
+    ts.hub_switches = s.hub_switches;
+    ts.tun_rx_packets = s.tun_rx_packets;
+    ts.tun_tx_packets = s.tun_tx_packets;
+    ts.dropped_auth = s.dropped_auth;
+    ts.dropped_replay = s.dropped_replay;
+    ts.dropped_other = s.dropped_other;
+    state_put_tunnel(t->st, &ts);
+    for (unsigned i = 0; i < s.n_links && i < AGG_MAX_LINKS; i++) {
+        const struct agg_link_stats *a = &s.links[i];
+        struct state_link_tunnel lt = {.valid = true};
+        static const char *const names[] = {"down", "probing", "up", "disabled"};
+        str_copy(lt.state, (unsigned)a->state < 4 ? names[a->state] : "?", sizeof lt.state);
+        lt.tx_bytes = a->tx_bytes;
+        lt.rx_bytes = a->rx_bytes;
+        lt.tx_packets = a->tx_packets;
+        lt.rx_packets = a->rx_packets;
+        lt.resent_packets = a->resent_packets;
+        lt.srtt_ms = a->srtt_ms;
+        lt.rttvar_ms = a->rttvar_ms;
+        lt.loss = a->loss;
+        lt.capacity_bps = a->capacity_bps;
+        lt.weight = a->weight;
+        if (a->link_id < n)
+            state_put_link_tunnel(t->st, a->link_id, &lt);
+    }
+}
+
+void tunnel_stop(struct tunnel *t)
+{
+    if (!t)
+        return;
+    agg_client_stop(t->client);
+    free(t);
+}
