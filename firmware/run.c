@@ -46,12 +46,8 @@ static void on_modem_event(void *ctx, const char *link, enum modem_event_kind ki
                            const char *text)
 {
     struct supervisor *sv = ctx;
+    /* modem/ logs its own events; here they only become part of the shared state. */
     state_add_event(sv->st, link, modem_event_name(kind), "%s", text);
-    enum log_level lvl = LOGL_INFO;
-    if (kind == MODEM_EV_TIMEOUT || kind == MODEM_EV_SOFT_RESET || kind == MODEM_EV_POWER_CYCLE ||
-        kind == MODEM_EV_VANISHED)
-        lvl = LOGL_WARN;
-    log_msg(lvl, link, "%s: %s", modem_event_name(kind), text);
 }
 
 /* Last step of a modem's recovery ladder; runs on that modem's thread (it may block for the

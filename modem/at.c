@@ -270,7 +270,20 @@ struct at_engine {
     char cand_line[64];
     uint64_t cand_deadline;
     struct at_response *resp;
+    const bool *cancel;
 };
+
+#define AT_CANCEL_POLL_MS 100
+
+static bool cancelled(const struct at_engine *e)
+{
+    return e->cancel && __atomic_load_n(e->cancel, __ATOMIC_ACQUIRE);
+}
+
+void at_set_cancel(struct at_engine *e, const bool *flag)
+{
+    e->cancel = flag;
+}
 
 const char *at_result_name(enum at_result r)
 {
@@ -287,6 +300,8 @@ const char *at_result_name(enum at_result r)
         return "no_carrier";
     case AT_RES_TIMEOUT:
         return "timeout";
+    case AT_RES_CANCELLED:
+        return "cancelled";
     case AT_RES_IO:
         return "io";
     }
@@ -538,6 +553,11 @@ static int pump_for(struct at_engine *e, unsigned timeout_ms, unsigned quiet_ms)
             wait = (int)quiet_ms;
         if (timeout_ms == 0 && rounds >= 64)
             return 0;
+        if (cancelled(e))
+            return 0;
+        /* A quiet wait is short already (AT_DRAIN_QUIET); only long idle waits are sliced. */
+        if (!quiet_ms && wait > AT_CANCEL_POLL_MS)
+            wait = AT_CANCEL_POLL_MS;
         ssize_t k = serial_read(e->s, buf, sizeof(buf), wait);
         if (k < 0) {
             e->dead = true;
@@ -653,9 +673,17 @@ enum at_result at_command(struct at_engine *e, const char *cmd, unsigned timeout
             resp->result = AT_RES_TIMEOUT;
             break;
         }
+        if (cancelled(e)) {
+            resp->result = AT_RES_CANCELLED;
+            str_copy(resp->err_text, "cancelled", sizeof(resp->err_text));
+            e->dirty = true; /* the answer may still come: drain it if the engine is reused */
+            break;
+        }
         uint64_t until = deadline;
         if (e->cand && e->cand_deadline < until)
             until = e->cand_deadline;
+        if (until - now > AT_CANCEL_POLL_MS)
+            until = now + AT_CANCEL_POLL_MS;
         ssize_t k = serial_read(e->s, buf, sizeof(buf), (int)(until - now));
         if (k < 0) {
             e->dead = true;

@@ -54,6 +54,7 @@ enum at_result {
     AT_RES_NO_CARRIER,  /* NO CARRIER / BUSY / NO ANSWER / NO DIALTONE */
     AT_RES_TIMEOUT,     /* no final result within the timeout */
     AT_RES_IO,          /* port error or vanished */
+    AT_RES_CANCELLED,   /* the cancel flag (at_set_cancel) was raised: the owner is stopping */
 };
 const char *at_result_name(enum at_result r);
 
@@ -84,6 +85,10 @@ int at_add_urc(struct at_engine *e, const char *prefix, bool always, at_urc_fn f
  * recognised and removed. Returns resp->result. */
 enum at_result at_command(struct at_engine *e, const char *cmd, unsigned timeout_ms,
                           struct at_response *resp);
+/* While *flag is true (read atomically), a running at_command returns AT_RES_CANCELLED within
+ * 100 ms and at_pump returns early: modem_stop must not wait out a 3 s command timeout when
+ * the supervisor has 2 s to stop every thread. NULL = no cancel. */
+void at_set_cancel(struct at_engine *e, const bool *flag);
 /* Read and dispatch URCs for up to timeout_ms while no command is running. -1 on port error. */
 int at_pump(struct at_engine *e, unsigned timeout_ms);
 /* Counters for health reporting. */

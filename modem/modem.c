@@ -677,7 +677,13 @@ struct modem {
     enum modem_reg reported_reg; /* registration as last reported by an event */
     char reason[200];            /* why RECOVER was entered */
     bool was_absent_vanish;      /* ABSENT because the port went away (emit RETURNED on return) */
+    unsigned boot_window_ms;     /* next DETECT keeps trying this long (modem booting) */
 };
+
+/* How long a modem may take to answer AT after a reset, a power cycle or reappearing on USB.
+ * DETECT polls AT once a second within it, so a fast boot is seen at once and a slow one is
+ * not mistaken for a hang. */
+#define BOOT_WINDOW_MS 30000u
 
 static bool stopping(const struct modem *m)
 {
@@ -796,6 +802,7 @@ static void st_absent(struct modem *m)
             if (m->was_absent_vanish)
                 event(m, MODEM_EV_RETURNED, "port %s is back, re-detecting", m->cfg.port);
             m->was_absent_vanish = false;
+            m->boot_window_ms = BOOT_WINDOW_MS; /* a port that just appeared is booting */
             set_state(m, MODEM_ST_DETECT);
             return;
         }
@@ -809,7 +816,9 @@ static void st_detect(struct modem *m)
     char err[256];
     struct drv *d = &m->d;
     if (!d->at) {
-        if (drv_open(d, err, sizeof err) != 0) {
+        if (drv_open(d, err, sizeof err) == 0) {
+            at_set_cancel(d->at, &m->stop); /* modem_stop must not wait out a command */
+        } else {
             if (!serial_present(m->cfg.port)) {
                 set_state(m, MODEM_ST_ABSENT);
                 return;
@@ -818,7 +827,14 @@ static void st_detect(struct modem *m)
             return;
         }
     }
-    enum drv_rc rc = drv_detect(d, DETECT_TRIES, DETECT_TRY_MS);
+    unsigned tries = DETECT_TRIES;
+    if (m->boot_window_ms) {
+        tries = m->boot_window_ms / DETECT_TRY_MS;
+        m->boot_window_ms = 0;
+    }
+    enum drv_rc rc = drv_detect(d, tries, DETECT_TRY_MS);
+    if (stopping(m))
+        return;
     if (rc == DRV_GONE) {
         port_gone(m);
         return;
@@ -829,7 +845,7 @@ static void st_detect(struct modem *m)
             describe_failure(m, why, sizeof why);
         else
             snprintf(why, sizeof why, "no reply to AT on %s within %u s", m->cfg.port,
-                     DETECT_TRIES * DETECT_TRY_MS / 1000);
+                     tries * DETECT_TRY_MS / 1000);
         enter_recover(m, why);
         return;
     }
@@ -1092,11 +1108,21 @@ static void st_recover(struct modem *m)
         const char *cmd = d->fam ? d->fam->reset_cmd : drv_family_simcom.reset_cmd;
         m->s.soft_resets++;
         event(m, MODEM_EV_SOFT_RESET, "%s, soft reset with %s", m->reason, cmd);
+        enum at_result r = AT_RES_TIMEOUT;
         if (d->at) {
-            /* Best effort: a hung modem will not answer; it is the power cycle's turn next. */
             unsigned t = m->cfg.cmd_timeout_ms < 2000 ? m->cfg.cmd_timeout_ms : 2000;
-            drv_cmd(d, cmd, t);
+            r = drv_cmd(d, cmd, t);
         }
+        if (r != AT_RES_OK && m->cb.power_cycle && !stopping(m)) {
+            /* A modem that does not even acknowledge the reset is hung: waiting for it to
+             * boot would only waste the boot window. Cut its power now. */
+            drv_close(d);
+            size_t off = strlen(m->reason);
+            str_appendf(m->reason, sizeof m->reason, &off, "; no answer to %s", cmd);
+            set_state(m, MODEM_ST_RECOVER);
+            return;
+        }
+        m->boot_window_ms = BOOT_WINDOW_MS;
         break;
     }
     case REC_POWER_CYCLE: {
@@ -1105,6 +1131,7 @@ static void st_recover(struct modem *m)
         int prc = m->cb.power_cycle(m->cb.ctx, m->cfg.link);
         event(m, MODEM_EV_POWER_CYCLE, "%s, still silent after the soft reset: %s", m->reason,
               prc == 0 ? "power-cycled the slot" : "power-cycle hook failed");
+        m->boot_window_ms = BOOT_WINDOW_MS;
         break;
     }
     case REC_BACKOFF:

@@ -167,7 +167,7 @@ struct modem_config {
     unsigned reg_period_ms;    /* default 10000 */
     unsigned balance_period_s; /* default 14400 (4 h) */
     unsigned hung_after;       /* consecutive failed polls before recovery, default 3 */
-    unsigned recover_settle_ms; /* wait after a reset before re-detecting, default 5000 */
+    unsigned recover_settle_ms; /* wait after a reset before re-detecting, default 2000 */
     char sysfs_root[128];      /* "" = "/sys"; tests point at a fixture tree */
 };
 /* Fill defaults into a zeroed config (keeps fields already set). */

@@ -71,7 +71,7 @@ void modem_config_defaults(struct modem_config *c)
     if (!c->hung_after)
         c->hung_after = 3;
     if (!c->recover_settle_ms)
-        c->recover_settle_ms = 5000;
+        c->recover_settle_ms = 2000;
     if (!c->sysfs_root[0])
         str_copy(c->sysfs_root, "/sys", sizeof c->sysfs_root);
 }
