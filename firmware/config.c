@@ -135,6 +135,23 @@ static int get_bool(struct vctx *v, const char *path, json_t *obj, const char *k
     return 0;
 }
 
+static int get_double(struct vctx *v, const char *path, json_t *obj, const char *key, double min,
+                      double max, double *dst)
+{
+    char p[256];
+    child(p, sizeof p, path, key);
+    json_t *j = json_object_get(obj, key);
+    if (!j)
+        return 0;
+    if (!json_is_number(j))
+        return fail(v, p, "must be a number in %g..%g, got %s", min, max, type_name(j));
+    double x = json_number_value(j);
+    if (!(x >= min && x <= max))
+        return fail(v, p, "must be in %g..%g, got %g", min, max, x);
+    *dst = x;
+    return 0;
+}
+
 static json_t *get_obj(struct vctx *v, const char *path, json_t *obj, const char *key)
 {
     char p[256];
@@ -357,6 +374,48 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
         return -1;
     if (parse_tunnel(v, root, &c->tunnel))
         return -1;
+    /* position: gpsd on localhost by default; modem GNSS is always the fallback */
+    str_copy(c->position.gpsd_host, "localhost", sizeof c->position.gpsd_host);
+    str_copy(c->position.gpsd_port, "2947", sizeof c->position.gpsd_port);
+    c->position.dr_max_gap_s = 60;
+    if ((j = get_obj(v, "", root, "position"))) {
+        static const char *const keys[] = {"gpsd", "dead_reckoning_max_s", NULL};
+        char gpsd[80] = "localhost:2947";
+        if (check_keys(v, "position", j, keys) ||
+            get_str(v, "position", j, "gpsd", false, gpsd, sizeof gpsd) ||
+            get_uint(v, "position", j, "dead_reckoning_max_s", 0, 600, &c->position.dr_max_gap_s))
+            return -1;
+        if (!gpsd[0]) {
+            c->position.gpsd_host[0] = '\0';
+        } else {
+            if (check_hostport(v, "position.gpsd", gpsd))
+                return -1;
+            char *colon = strrchr(gpsd, ':');
+            *colon = '\0';
+            str_copy(c->position.gpsd_host, gpsd, sizeof c->position.gpsd_host);
+            str_copy(c->position.gpsd_port, colon + 1, sizeof c->position.gpsd_port);
+        }
+    }
+    if (v->failed)
+        return -1;
+    c->coverage.enabled = true;
+    c->coverage.cell_m = 50;
+    c->coverage.half_life_trips = 2;
+    c->coverage.horizon_s = 60;
+    c->coverage.max_mb = 100;
+    if ((j = get_obj(v, "", root, "coverage"))) {
+        static const char *const keys[] = {"enabled", "cell_m", "half_life_trips", "horizon_s",
+                                           "max_mb", NULL};
+        if (check_keys(v, "coverage", j, keys) ||
+            get_bool(v, "coverage", j, "enabled", &c->coverage.enabled) ||
+            get_double(v, "coverage", j, "cell_m", 5, 1000, &c->coverage.cell_m) ||
+            get_double(v, "coverage", j, "half_life_trips", 0.5, 100, &c->coverage.half_life_trips) ||
+            get_double(v, "coverage", j, "horizon_s", 5, 600, &c->coverage.horizon_s) ||
+            get_uint(v, "coverage", j, "max_mb", 1, 100000, &c->coverage.max_mb))
+            return -1;
+    }
+    if (v->failed)
+        return -1;
     str_copy(c->board.power, "none", sizeof c->board.power);
     c->board.power_off_ms = 2000;
     if ((j = get_obj(v, "", root, "board"))) {
@@ -435,7 +494,7 @@ int config_parse(const char *json, size_t len, const char *name, struct config *
     }
     static const char *const keys[] = {"vehicle_id", "data_dir", "links",         "log",
                                        "tunnel",     "dashboard", "telemetry",    "control_socket",
-                                       "board",      NULL};
+                                       "board",      "position",  "coverage",     NULL};
     if (check_keys(&v, "", root, keys))
         goto out;
     if (get_str(&v, "", root, "vehicle_id", true, out->vehicle_id, sizeof out->vehicle_id) ||

@@ -64,6 +64,20 @@ struct cfg_board {
     unsigned power_off_ms;
 };
 
+struct cfg_position {
+    char gpsd_host[64]; /* "" = no gpsd: modem GNSS and dead reckoning only */
+    char gpsd_port[8];
+    unsigned dr_max_gap_s;
+};
+
+struct cfg_coverage {
+    bool enabled;
+    double cell_m;
+    double half_life_trips;
+    double horizon_s;
+    unsigned max_mb;
+};
+
 struct cfg_log {
     enum log_level level;
     bool syslog;
@@ -80,6 +94,8 @@ struct config {
     struct cfg_dashboard dashboard;
     struct cfg_telemetry telemetry;
     struct cfg_board board;
+    struct cfg_position position;
+    struct cfg_coverage coverage;
     char control_socket[CFG_PATH_MAX];
 };
 

@@ -7,13 +7,16 @@
 #include "firmware/run.h"
 #include "modem/modem.h"
 #include "agg/keys.h"
+#include "telemetry/telemetry.h"
 
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/corridor/corridor.json"
 
@@ -263,6 +266,79 @@ static int cmd_keygen(int argc, char **argv)
     return 0;
 }
 
+/* corridor coverage export [--config FILE] --geojson OUT
+ * corridor coverage import [--config FILE] IN
+ * The map lives in <data_dir>/coverage.db; sqlite WAL lets this run beside the daemon. */
+static int cmd_coverage(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONFIG, *geojson = NULL, *in = NULL;
+    bool export = argc >= 2 && strcmp(argv[1], "export") == 0;
+    bool import = argc >= 2 && strcmp(argv[1], "import") == 0;
+    for (int i = 2; i < argc && (export || import); i++) {
+        if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+            path = argv[++i];
+        else if (export && strcmp(argv[i], "--geojson") == 0 && i + 1 < argc)
+            geojson = argv[++i];
+        else if (import && !in && argv[i][0] != '-')
+            in = argv[i];
+        else
+            export = import = false;
+    }
+    if (!(export && geojson) && !(import && in)) {
+        fprintf(stderr,
+                "usage: %s coverage export [--config FILE] --geojson OUT\n"
+                "       %s coverage import [--config FILE] IN\n",
+                prog, prog);
+        return 2;
+    }
+    static struct config cfg;
+    if (load_or_report(path, &cfg))
+        return 2;
+    log_init("corridor", LOGL_WARN, false);
+    char db[CFG_PATH_MAX + 32], err[512];
+    snprintf(db, sizeof db, "%s/coverage.db", cfg.data_dir);
+    struct coverage_params cp;
+    coverage_params_default(&cp);
+    cp.cell_m = cfg.coverage.cell_m;
+    cp.half_life_trips = cfg.coverage.half_life_trips;
+    cp.max_mb = cfg.coverage.max_mb;
+    struct coverage_map *map;
+    if (export && access(db, R_OK) != 0) {
+        fprintf(stderr, "%s coverage export: %s: no coverage map yet (%s)\n", prog, db,
+                strerror(errno));
+        return 1;
+    }
+    if (coverage_open(db, &cp, &map, err, sizeof err) != 0) {
+        fprintf(stderr, "%s coverage: %s: %s\n", prog, db, err);
+        return 1;
+    }
+    int rc = 0;
+    if (export) {
+        if (coverage_export_geojson_path(map, geojson, NULL, err, sizeof err) != 0) {
+            fprintf(stderr, "%s coverage export: %s\n", prog, err);
+            rc = 1;
+        } else {
+            struct coverage_stats st;
+            if (coverage_get_stats(map, &st, err, sizeof err) == 0)
+                printf("%s: %llu cells written\n", geojson, (unsigned long long)st.cells);
+        }
+    } else {
+        long merged = coverage_import(map, in, err, sizeof err);
+        if (merged < 0) {
+            fprintf(stderr, "%s coverage import: %s: %s\n", prog, in, err);
+            rc = 1;
+        } else {
+            printf("%s: %ld cell records merged into %s\n", in, merged, db);
+        }
+    }
+    if (coverage_flush(map, err, sizeof err) != 0) {
+        fprintf(stderr, "%s coverage: %s\n", prog, err);
+        rc = 1;
+    }
+    coverage_close(map);
+    return rc;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     printf("corridor %s\n", CORRIDOR_VERSION);
@@ -282,6 +358,8 @@ static const struct subcommand subcommands[] = {
      cmd_modem},
     {"status", "[--config FILE | --socket PATH] [--brief]", "ask the running daemon for its state",
      cmd_status},
+    {"coverage", "export|import [--config FILE] ...",
+     "export the coverage map as GeoJSON, or merge another map", cmd_coverage},
     {"keygen", "FILE", "write a new private key (mode 0600), print its public key",
      cmd_keygen},
     {"version", "", "print the version", cmd_version},

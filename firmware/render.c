@@ -138,6 +138,16 @@ json_t *render_status(struct state *st, const char *vehicle_id)
         } else {
             json_object_set_new(l, "modem", json_null());
         }
+        const struct state_link_policy *lp = &links[i].policy;
+        if (lp->valid) {
+            json_t *pj = json_object();
+            json_object_set_new(pj, "weight", json_real(lp->weight));
+            json_object_set_new(pj, "state", json_string(lp->state));
+            json_object_set_new(pj, "reason", json_string(lp->reason));
+            json_object_set_new(l, "policy", pj);
+        } else {
+            json_object_set_new(l, "policy", json_null());
+        }
         const struct state_link_tunnel *tl = &links[i].tunnel;
         if (tl->valid) {
             json_t *tj = json_object();
@@ -159,6 +169,38 @@ json_t *render_status(struct state *st, const char *vehicle_id)
         json_array_append_new(arr, l);
     }
     pthread_mutex_unlock(&render_lock);
+    struct state_position sp;
+    state_get_position(st, &sp);
+    json_t *pj = json_object();
+    json_object_set_new(pj, "fix", json_boolean(sp.valid));
+    json_object_set_new(pj, "source", json_string(sp.source[0] ? sp.source : "none"));
+    json_object_set_new(pj, "lat", sp.valid ? num_or_null(round_to(sp.lat, 1e-6)) : json_null());
+    json_object_set_new(pj, "lon", sp.valid ? num_or_null(round_to(sp.lon, 1e-6)) : json_null());
+    json_object_set_new(pj, "alt_m", sp.valid ? num_or_null(round_to(sp.alt_m, 0.1)) : json_null());
+    json_object_set_new(pj, "speed_kmh",
+                        sp.valid ? num_or_null(round_to(sp.speed_kmh, 0.1)) : json_null());
+    json_object_set_new(pj, "track_deg",
+                        sp.valid ? num_or_null(round_to(sp.track_deg, 0.1)) : json_null());
+    json_object_set_new(pj, "utc", sp.valid ? utc_or_null(sp.utc) : json_null());
+    json_object_set_new(pj, "trip", json_integer(sp.trip));
+    json_t *aj = json_array();
+    for (unsigned k = 0; k < sp.n_ahead; k++) {
+        const struct state_ahead *a = &sp.ahead[k];
+        json_t *e = json_object();
+        json_object_set_new(e, "operator", json_string(a->op));
+        bool dead = isfinite(a->dead_in_s);
+        json_object_set_new(e, "dead_zone_in_s", dead ? num_or_null(round_to(a->dead_in_s, 0.1)) : json_null());
+        json_object_set_new(e, "dead_zone_in_m", dead ? num_or_null(round(a->dead_in_m)) : json_null());
+        json_object_set_new(e, "dead_zone_lat", dead ? num_or_null(round_to(a->dead_lat, 1e-6)) : json_null());
+        json_object_set_new(e, "dead_zone_lon", dead ? num_or_null(round_to(a->dead_lon, 1e-6)) : json_null());
+        json_object_set_new(e, "quality_min", num_or_null(round_to(a->quality_min, 0.01)));
+        json_object_set_new(e, "confidence", num_or_null(round_to(a->confidence, 0.01)));
+        json_object_set_new(e, "trips", json_integer(a->trips));
+        json_array_append_new(aj, e);
+    }
+    json_object_set_new(pj, "ahead", aj);
+    json_object_set_new(o, "position", pj);
+
     struct state_tunnel tun;
     state_get_tunnel(st, &tun);
     if (tun.valid) {

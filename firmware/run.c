@@ -5,11 +5,14 @@
  *   modem-<link>     one per configured modem (modem/), owned through struct modem
  *   control          the Unix control socket (firmware/control.c)
  *   agg-client       the tunnel data plane (agg/), when "tunnel" is configured
+ *   steer            1 Hz: position, coverage map, prediction, weights (firmware/steer.c)
+ *   position         gpsd client (telemetry/), owned by steer
  * Every thread is started here and joined here; nothing outlives run_daemon(). */
 #include "firmware/run.h"
 #include "firmware/control.h"
 #include "firmware/state.h"
 #include "firmware/tunnel.h"
+#include "firmware/steer.h"
 #include "modem/modem.h"
 #include "board/board.h"
 
@@ -31,6 +34,7 @@ struct supervisor {
     struct control *control;
     struct board *board;
     struct tunnel *tunnel;
+    struct steer *steer;
     int lockfd;
 };
 
@@ -40,6 +44,7 @@ static void on_modem_sample(void *ctx, const struct modem_sample *s)
 {
     struct supervisor *sv = ctx;
     state_put_modem(sv->st, s);
+    steer_feed_modem(sv->steer, s); /* its GNSS: the fallback position source */
 }
 
 static void on_modem_event(void *ctx, const char *link, enum modem_event_kind kind,
@@ -221,10 +226,8 @@ int run_daemon(const struct config *cfg)
         goto stop;
     }
     LOG_I("run", "board: modem power control: %s", cfg->board.power);
-    if (start_modems(&sv) != 0) {
-        status = 1;
-        goto stop;
-    }
+    /* Start order = data flow, consumers first: the data plane, then the policy that steers
+     * it, then the sensors that feed the policy. Stop order is the reverse. */
     if (cfg->tunnel.enabled) {
         if (tunnel_start(cfg, sv.st, &sv.tunnel, err, sizeof err) != 0) {
             LOG_E("run", "tunnel: %s", err);
@@ -233,6 +236,15 @@ int run_daemon(const struct config *cfg)
         }
         LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks,
               cfg->tunnel.nhubs, cfg->tunnel.hubs[0]);
+    }
+    if (steer_start(cfg, sv.st, sv.tunnel, &sv.steer, err, sizeof err) != 0) {
+        LOG_E("run", "%s", err);
+        status = 1;
+        goto stop;
+    }
+    if (start_modems(&sv) != 0) {
+        status = 1;
+        goto stop;
     }
     if (control_start(cfg->control_socket, sv.st, cfg->vehicle_id, &sv.control, err,
                       sizeof err) != 0) {
@@ -255,8 +267,9 @@ int run_daemon(const struct config *cfg)
 stop:;
     uint64_t t0 = mono_ms();
     control_stop(sv.control);
-    tunnel_stop(sv.tunnel);
     stop_modems(&sv);
+    steer_stop(sv.steer);
+    tunnel_stop(sv.tunnel);
     board_close(sv.board);
     LOG_I("run", "all threads stopped in %llu ms", (unsigned long long)(mono_ms() - t0));
     state_free(sv.st);

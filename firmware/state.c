@@ -16,6 +16,7 @@ struct state {
     uint64_t unknown_samples;
     uint64_t started_mono_ms;
     struct state_tunnel tunnel;
+    struct state_position position;
 };
 
 struct state *state_new(const struct config *cfg)
@@ -136,5 +137,28 @@ void state_get_tunnel(struct state *st, struct state_tunnel *out)
 {
     pthread_mutex_lock(&st->lock);
     *out = st->tunnel;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void state_put_link_policy(struct state *st, unsigned link_index,
+                           const struct state_link_policy *p)
+{
+    pthread_mutex_lock(&st->lock);
+    if (link_index < st->nlinks)
+        st->links[link_index].policy = *p;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void state_put_position(struct state *st, const struct state_position *p)
+{
+    pthread_mutex_lock(&st->lock);
+    st->position = *p;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void state_get_position(struct state *st, struct state_position *out)
+{
+    pthread_mutex_lock(&st->lock);
+    *out = st->position;
     pthread_mutex_unlock(&st->lock);
 }

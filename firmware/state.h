@@ -29,6 +29,33 @@ struct state_tunnel {
     uint64_t dropped_auth, dropped_replay, dropped_other;
 };
 
+/* The policy's decision for one link (from firmware/steer.c). */
+struct state_link_policy {
+    bool valid;
+    double weight;
+    char state[24];   /* active, draining, disabled-predicted, disabled-live */
+    char reason[200];
+};
+
+/* What lies ahead for one operator. */
+struct state_ahead {
+    char op[16];
+    double dead_in_s, dead_in_m; /* INFINITY when no dead zone within the horizon */
+    double dead_lat, dead_lon;
+    double quality_min, confidence;
+    unsigned trips;
+};
+
+struct state_position {
+    bool valid;
+    double lat, lon, alt_m, speed_kmh, track_deg;
+    int64_t utc;
+    char source[40]; /* gpsd, modem:<link>, dead_reckoning, none */
+    uint32_t trip;
+    unsigned n_ahead;
+    struct state_ahead ahead[8];
+};
+
 struct link_state {
     char name[32];
     char interface[32];
@@ -37,6 +64,7 @@ struct link_state {
     struct modem_sample modem;
     uint64_t samples;         /* samples received for this link */
     struct state_link_tunnel tunnel;
+    struct state_link_policy policy;
 };
 
 #define STATE_EVENTS 512
@@ -56,6 +84,10 @@ void state_free(struct state *st);
 void state_put_modem(struct state *st, const struct modem_sample *sample);
 void state_put_link_tunnel(struct state *st, unsigned link_index,
                            const struct state_link_tunnel *t);
+void state_put_link_policy(struct state *st, unsigned link_index,
+                           const struct state_link_policy *p);
+void state_put_position(struct state *st, const struct state_position *p);
+void state_get_position(struct state *st, struct state_position *out);
 void state_put_tunnel(struct state *st, const struct state_tunnel *t);
 void state_get_tunnel(struct state *st, struct state_tunnel *out);
 void state_add_event(struct state *st, const char *source, const char *kind, const char *fmt, ...)

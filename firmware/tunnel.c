@@ -101,34 +101,17 @@ fail:
     return -1;
 }
 
-/* The live baseline policy: a modem that cannot carry traffic is drained before the tunnel
- * has to discover it by timeouts. Links without a modem (depot Wi-Fi, Ethernet) are judged by
- * the tunnel's own probes alone. */
-static double live_weight(const struct link_state *l)
+void tunnel_set_weights(struct tunnel *t, const double *w, unsigned n)
 {
-    if (!l->has_modem)
-        return 1.0;
-    if (!l->modem_valid)
-        return 0.0;
-    const struct modem_sample *m = &l->modem;
-    if (m->state != MODEM_ST_POLL)
-        return 0.0;
-    if (m->reg != MODEM_REG_HOME && m->reg != MODEM_REG_ROAMING)
-        return 0.0;
-    return 1.0;
+    if (t)
+        agg_client_set_weights(t->client, w, n);
 }
 
 void tunnel_tick(struct tunnel *t)
 {
     if (!t)
         return;
-    static struct link_state links[CFG_MAX_LINKS]; /* only the supervisor thread calls this */
-    unsigned n = state_get_links(t->st, links, CFG_MAX_LINKS);
-    double w[CFG_MAX_LINKS];
-    for (unsigned i = 0; i < n; i++)
-        w[i] = live_weight(&links[i]);
-    agg_client_set_weights(t->client, w, n);
-
+    unsigned n = t->nlinks;
     static struct agg_client_stats s;
     agg_client_get_stats(t->client, &s);
     struct state_tunnel ts = {.valid = true};

@@ -1,10 +1,8 @@
 /* tunnel: firmware's wiring of the bonded tunnel (agg/) into `corridor run`.
  *
  * Maps the "tunnel" config section to the agg client, loads the keys, and once a second
- * (from the supervisor) copies the client's per-link counters into the shared state and hands
- * the client the per-link weights. The weights come from the live modem state until the
- * coverage-map policy is wired in: a link whose modem is absent, recovering or unregistered is
- * drained (weight 0), every other link gets 1. */
+ * (from the supervisor) copies the client's per-link counters into the shared state. The
+ * per-link weights come from the policy engine (firmware/steer.c). */
 #ifndef CORRIDOR_FIRMWARE_TUNNEL_H
 #define CORRIDOR_FIRMWARE_TUNNEL_H
 
@@ -16,8 +14,10 @@
 struct tunnel;
 int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out, char *err,
                  size_t errlen);
-/* Once a second from the supervisor: weights in, stats out. */
+/* Once a second from the supervisor: the client's counters into the shared state. */
 void tunnel_tick(struct tunnel *t);
+/* From the policy engine (firmware/steer.c): per-link weights in config order. NULL-safe. */
+void tunnel_set_weights(struct tunnel *t, const double *w, unsigned n);
 void tunnel_stop(struct tunnel *t);
 
 #endif

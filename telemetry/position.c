@@ -201,8 +201,13 @@ enum position_source position_select(const struct position_inputs *in,
     const struct position_fix *best = NULL;
     for (size_t i = 0; in->modems && i < in->n_modems; i++) {
         const struct position_fix *m = &in->modems[i];
-        if (position_fix_valid(m) && age_ms(m->mono_ms, now_ms) <= lim->modem_fresh_ms &&
-            (!best || m->mono_ms > best->mono_ms))
+        if (!position_fix_valid(m) || age_ms(m->mono_ms, now_ms) > lim->modem_fresh_ms)
+            continue;
+        if (in->current && strcmp(m->source_name, in->current) == 0) {
+            best = m; /* sticky: keep the modem in use while its fix is fresh */
+            break;
+        }
+        if (!best || m->mono_ms > best->mono_ms)
             best = m;
     }
     if (best) {
@@ -314,6 +319,7 @@ static enum position_source select_locked(struct position *p, uint64_t now,
         .modems = p->modems,
         .n_modems = p->n_modems,
         .last_good = p->have_last_good ? &p->last_good : NULL,
+        .current = p->st.source_name,
     };
     struct position_limits lim = limits_of(p);
     return position_select(&in, &lim, now, out);

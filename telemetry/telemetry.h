@@ -6,7 +6,8 @@
  *
  * Sections:
  *   1. position   gateway position from gpsd (libgps), modem GNSS fallback, dead reckoning
- *   (2. samples, 3. coverage map, 4. batches, 5. outbox/uploader: to be added below)
+ *   3. coverage   the coverage map per operator, the predictor and the weights policy
+ *   (4. records, batches, outbox and uploader)
  */
 #ifndef CORRIDOR_TELEMETRY_H
 #define CORRIDOR_TELEMETRY_H
@@ -146,12 +147,15 @@ struct position_inputs {
     const struct position_fix *modems; /* latest reading of each modem */
     size_t n_modems;
     const struct position_fix *last_good; /* most recent valid fix of any source */
+    const char *current; /* source name in use now (NULL = none): a modem source that is still
+                            fresh is kept, so several modems' GNSS do not flap at 1 Hz */
 };
 struct position_limits {
     unsigned gpsd_fresh_ms, modem_fresh_ms, dr_max_gap_ms;
 };
 /* The selection rule (docs/position.md): gpsd 2D/3D no older than gpsd_fresh_ms, else the
- * freshest valid modem fix no older than modem_fresh_ms, else dead reckoning from last_good if
+ * current modem source while still fresh, else the freshest valid modem fix no older than
+ * modem_fresh_ms, else dead reckoning from last_good if
  * it is no older than dr_max_gap_ms, else none. Writes the chosen fix to out, returns its source.
  */
 enum position_source position_select(const struct position_inputs *in,
@@ -161,5 +165,11 @@ enum position_source position_select(const struct position_inputs *in,
 /* ==== 2. samples (to come) ================================================================= */
 /* ==== 3. coverage map (to come) ============================================================ */
 /* ==== 4. batches and outbox (to come) ====================================================== */
+
+/* ==== 3. coverage map, look-ahead prediction and the weights policy =========================
+ * Kept in their own headers for size; this header is still the one firmware/ includes. */
+#include "telemetry/coverage.h"
+#include "telemetry/policy.h"
+#include "telemetry/predict.h"
 
 #endif

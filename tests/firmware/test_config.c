@@ -114,6 +114,25 @@ int main(void)
     bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"gpio\"}}", "board.power: \"gpio\": must be");
     bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"sim\"}}", "board.sim_control: missing");
 
+    /* position and coverage */
+    CHECK_INT(parse(MIN_HEAD LINK_OK "]}"), 0);
+    CHECK_STR(cfg.position.gpsd_host, "localhost");
+    CHECK_STR(cfg.position.gpsd_port, "2947");
+    CHECK(cfg.coverage.enabled);
+    CHECK_NEAR(cfg.coverage.cell_m, 50, 1e-9);
+    CHECK_INT(parse(MIN_HEAD LINK_OK "],\"position\":{\"gpsd\":\"10.0.0.5:2948\",\"dead_reckoning_max_s\":30},"
+                    "\"coverage\":{\"cell_m\":100,\"horizon_s\":90}}"), 0);
+    CHECK_STR(cfg.position.gpsd_host, "10.0.0.5");
+    CHECK_STR(cfg.position.gpsd_port, "2948");
+    CHECK_INT(cfg.position.dr_max_gap_s, 30);
+    CHECK_NEAR(cfg.coverage.cell_m, 100, 1e-9);
+    CHECK_NEAR(cfg.coverage.horizon_s, 90, 1e-9);
+    CHECK_INT(parse(MIN_HEAD LINK_OK "],\"position\":{\"gpsd\":\"\"}}"), 0);
+    CHECK_STR(cfg.position.gpsd_host, "");
+    bad(MIN_HEAD LINK_OK "],\"position\":{\"gpsd\":\"nohost\"}}", "position.gpsd: \"nohost\": must be host:port");
+    bad(MIN_HEAD LINK_OK "],\"coverage\":{\"cell_m\":1}}", "coverage.cell_m: must be in 5..1000, got 1");
+    bad(MIN_HEAD LINK_OK "],\"coverage\":{\"cell_m\":\"big\"}}", "coverage.cell_m: must be a number");
+
     /* Seventeen links is one too many. */
     char big[4096] = MIN_HEAD;
     for (int i = 0; i < 17; i++) {

@@ -119,7 +119,7 @@ static void test_select(void)
         mkfix(POSITION_SRC_MODEM, "modem:tele2", 99900, 55.3, 37.3, 36, 90),
     };
     m[2].mode = POSITION_MODE_NONE; /* freshest reading has no fix */
-    struct position_inputs in = {&g, m, 3, &g};
+    struct position_inputs in = {&g, m, 3, &g, NULL};
 
     /* empty inputs: none */
     struct position_inputs empty = {0};
@@ -137,6 +137,13 @@ static void test_select(void)
     CHECK_INT(position_select(&in, &lim, 102000, &out), POSITION_SRC_GPSD);
     CHECK_INT(position_select(&in, &lim, 102001, &out), POSITION_SRC_MODEM);
     /* freshest modem WITH a fix: beeline (tele2 has none) */
+    CHECK_STR(out.source_name, "modem:beeline");
+    /* sticky: the modem in use stays while its fix is fresh, though beeline's is fresher */
+    struct position_inputs sticky = {NULL, m, 3, NULL, "modem:mts"};
+    CHECK_INT(position_select(&sticky, &lim, 101000, &out), POSITION_SRC_MODEM);
+    CHECK_STR(out.source_name, "modem:mts");
+    /* ... and is left once stale (older than 3 s) */
+    CHECK_INT(position_select(&sticky, &lim, 102500, &out), POSITION_SRC_MODEM);
     CHECK_STR(out.source_name, "modem:beeline");
     CHECK_NEAR(out.lat, 55.2, 1e-12);
     /* gpsd reports no fix (mode 1): modems at once, not after 2 s */
@@ -174,7 +181,7 @@ static void test_select(void)
     bad[1].lon = 0;
     bad[2].lat = 91;
     bad[3].lon = INFINITY;
-    struct position_inputs inb = {&bad[0], bad, 4, &bad[1]};
+    struct position_inputs inb = {&bad[0], bad, 4, &bad[1], NULL};
     CHECK_INT(position_select(&inb, &lim, 100000, &out), POSITION_SRC_NONE);
     CHECK(!position_fix_valid(NULL));
     CHECK(!position_fix_valid(&bad[2]));
@@ -182,7 +189,7 @@ static void test_select(void)
     /* a fix time in the future (clock fed wrongly) is treated as age 0, not wrapped */
     struct position_fix fut = g;
     fut.mono_ms = 200000;
-    struct position_inputs inf = {&fut, NULL, 0, NULL};
+    struct position_inputs inf = {&fut, NULL, 0, NULL, NULL};
     CHECK_INT(position_select(&inf, &lim, 100000, &out), POSITION_SRC_GPSD);
     CHECK_STR(position_source_str(POSITION_SRC_DEAD_RECKONING), "dead_reckoning");
     CHECK_STR(position_source_str((enum position_source)42), "none");
