@@ -41,11 +41,14 @@ run_ctest() {
     [ "$rc" = 0 ] || failed_stages="$failed_stages $name"
 }
 
-build() { # build <dir> <cmake args...>
+build() { # build <dir> <cmake args...> [-- ninja targets...]
     local dir=$1; shift
-    cmake -S "$ROOT" -B "$dir" -G Ninja "$@" > "$OUT/cmake-$(basename "$dir").log" 2>&1 \
+    local args=() targets=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+    [ "${1:-}" = "--" ] && { shift; targets=("$@"); }
+    cmake -S "$ROOT" -B "$dir" -G Ninja "${args[@]}" > "$OUT/cmake-$(basename "$dir").log" 2>&1 \
         || { cat "$OUT/cmake-$(basename "$dir").log"; return 1; }
-    ninja -C "$dir" -j "$JOBS" 2>&1 | tail -n 40 | grep -vE '^\[[0-9]+/[0-9]+\]' ; return "${PIPESTATUS[0]}"
+    ninja -C "$dir" -j "$JOBS" "${targets[@]}" 2>&1 | tail -n 40 | grep -vE '^\[[0-9]+/[0-9]+\]' ; return "${PIPESTATUS[0]}"
 }
 
 for s in $STAGES; do
@@ -71,7 +74,9 @@ case $s in
     ;;
 4)
     note "stage 4: libFuzzer, ${FUZZ_SECONDS}s per target"
-    if CC=clang build build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCORRIDOR_FUZZ=ON; then
+    fuzz_targets=$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')
+    # shellcheck disable=SC2086
+    if CC=clang build build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCORRIDOR_FUZZ=ON -- $fuzz_targets; then
         for f in build/fuzz/tests/fuzz/fuzz_*; do
             [ -x "$f" ] || continue
             name=$(basename "$f"); short=${name#fuzz_}
