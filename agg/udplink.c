@@ -1,0 +1,691 @@
+/* udplink: see udplink.h. */
+#include "agg/udplink.h"
+
+#include "common/common.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Socket buffers: a 70 Mbit/s link with 150 ms of RTT has ~1.3 MB in flight; the kernel
+ * doubles what we ask and caps at rmem_max unless we are privileged (SO_*BUFFORCE). */
+#define SOCK_BUF (4 * 1024 * 1024)
+
+int udplink_parse_addr(const char *s, struct sockaddr_in *out)
+{
+    char host[64];
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    if (!colon || (size_t)(colon - s) >= sizeof(host) || colon == s)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    out->sin_family = AF_INET;
+    out->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
+        return -1;
+    return 0;
+}
+
+uint32_t udplink_if_addr(const char *ifname)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return 0;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    uint32_t a = 0;
+    if (ioctl(s, SIOCGIFADDR, &ifr) == 0)
+        a = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+    close(s);
+    return a;
+}
+
+static void set_bufs(int fd)
+{
+    int v = SOCK_BUF;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
+int udplink_open_link(const char *ifname, uint32_t *src_be, char *err, size_t errlen)
+{
+    *src_be = 0;
+    if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ) {
+        snprintf(err, errlen, "link: bad interface name");
+        return -1;
+    }
+    if (if_nametoindex(ifname) == 0) {
+        snprintf(err, errlen, "link %s: no such interface", ifname);
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "link %s: socket: %s", ifname, strerror(errno));
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) < 0) {
+        snprintf(err, errlen, "link %s: SO_BINDTODEVICE: %s", ifname, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    set_bufs(fd);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = udplink_if_addr(ifname);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        snprintf(err, errlen, "link %s: bind: %s", ifname, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *src_be = sa.sin_addr.s_addr;
+    return fd;
+}
+
+int udplink_open_listen(const char *addr, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    if (udplink_parse_addr(addr, &sa) != 0) {
+        snprintf(err, errlen, "listen: bad address '%s' (want a.b.c.d:port)", addr);
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen %s: socket: %s", addr, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    set_bufs(fd);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        snprintf(err, errlen, "listen %s: bind: %s", addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int udplink_send(int fd, const struct sockaddr_in *to, const void *buf, size_t len)
+{
+    ssize_t n = sendto(fd, buf, len, 0, (const struct sockaddr *)to, sizeof(*to));
+    if (n < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- bond ----------------------------------------------------------------------------------- */
+#include <lz4.h>
+#include <stdatomic.h>
+
+#include "agg/linkest.h"
+
+#define PLACEHOLDER UINT64_MAX
+/* Bytes a packet occupies on the link (IPv4 + UDP + tunnel): rates, queues and delivery
+ * reports all count in this one unit so that estimates and the scheduler's model agree. */
+#define OUTER_OVERHEAD (20u + 8u + WIRE_OVERHEAD)
+
+/* Queue budget per link. It must exceed the one-way delay spread between the links, or the
+ * earliest-arrival rule never reaches the slow-but-big links (a link 55 ms slower than the
+ * fastest is only chosen once the fast one queues 55 ms). CORRIDOR_SCHED_TARGET_MS overrides it
+ * for experiments (docs/performance.md). */
+static void sched_cfg_bond(struct sched_cfg *sc)
+{
+    sched_cfg_default(sc);
+    sc->target_delay_us = 100000;
+    const char *e = getenv("CORRIDOR_SCHED_TARGET_MS");
+    long v;
+    if (e && str_to_long(e, &v) && v >= 1 && v <= 2000)
+        sc->target_delay_us = (uint32_t)v * 1000;
+}
+#define REORDER_SLOTS 8192u
+
+static uint64_t be64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void be64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+int bond_init(struct bond *b, unsigned inner_mtu, bool lz4, bond_deliver_fn deliver, void *ctx,
+              char *err, size_t errlen)
+{
+    memset(b, 0, sizeof(*b));
+    for (unsigned i = 0; i < AGG_MAX_LINKS; i++)
+        b->link[i].fd = -1;
+    b->inner_mtu = inner_mtu;
+    b->lz4 = lz4;
+    b->deliver = deliver;
+    b->ctx = ctx;
+    struct sched_cfg sc;
+    sched_cfg_bond(&sc);
+    b->sched = sched_new(&sc, err, errlen);
+    if (!b->sched)
+        return -1;
+    b->rb = reorder_new(REORDER_SLOTS, 50000, err, errlen);
+    b->tx = calloc(BOND_TXCOPIES, sizeof(*b->tx));
+    b->pool = malloc((size_t)BOND_RXPOOL * BOND_PKT_MAX);
+    b->pool_len = calloc(BOND_RXPOOL, sizeof(*b->pool_len));
+    b->pool_free = calloc(BOND_RXPOOL, sizeof(*b->pool_free));
+    if (!b->rb || !b->tx || !b->pool || !b->pool_len || !b->pool_free) {
+        if (b->rb)
+            snprintf(err, errlen, "bond: out of memory");
+        bond_free(b);
+        return -1;
+    }
+    for (uint32_t i = 0; i < BOND_RXPOOL; i++)
+        b->pool_free[i] = BOND_RXPOOL - 1 - i;
+    b->n_free = BOND_RXPOOL;
+    ctrl_rx_init(&b->crx);
+    for (uint32_t i = 0; i < BOND_TXCOPIES; i++)
+        b->tx[i].seq = UINT64_MAX;
+    return 0;
+}
+
+void bond_free(struct bond *b)
+{
+    sched_free(b->sched);
+    reorder_free(b->rb);
+    free(b->tx);
+    free(b->pool);
+    free(b->pool_len);
+    free(b->pool_free);
+    b->sched = NULL;
+    b->rb = NULL;
+    b->tx = NULL;
+    b->pool = NULL;
+    b->pool_len = NULL;
+    b->pool_free = NULL;
+}
+
+int bond_reset_seq(struct bond *b, char *err, size_t errlen)
+{
+    /* Held packets of the old session are delivered now (better late than lost). */
+    uint64_t h;
+    uint64_t far = UINT64_MAX / 2;
+    while (reorder_pop(b->rb, far, &h) == 1) {
+        if (h != PLACEHOLDER) {
+            b->deliver(b->ctx, b->pool + h * BOND_PKT_MAX, b->pool_len[h]);
+            b->pool_free[b->n_free++] = (uint32_t)h;
+        }
+    }
+    struct reorder *rb = reorder_new(REORDER_SLOTS, reorder_hold(b->rb), err, errlen);
+    if (!rb)
+        return -1;
+    reorder_free(b->rb);
+    b->rb = rb;
+    /* The scheduler's in-flight rings are keyed by the old packet numbers: start a new one,
+     * keeping nothing but the links (estimates are re-learnt within a second). */
+    struct sched_cfg sc;
+    sched_cfg_bond(&sc);
+    struct sched *s = sched_new(&sc, err, errlen);
+    if (!s)
+        return -1;
+    uint64_t now = mono_ns() / 1000;
+    for (unsigned i = 0; i < AGG_MAX_LINKS; i++) {
+        if (b->link[i].present) {
+            struct sched_link_info li;
+            double w = sched_link_info(b->sched, (uint8_t)i, &li) == 0 ? li.weight : 1.0;
+            sched_add_link(s, (uint8_t)i, now);
+            sched_set_weight(s, (uint8_t)i, w);
+        }
+    }
+    sched_free(b->sched);
+    b->sched = s;
+    ctrl_rx_init(&b->crx);
+    for (uint32_t i = 0; i < BOND_TXCOPIES; i++)
+        b->tx[i].seq = UINT64_MAX;
+    b->last_gaps = 0;
+    b->rs_head = b->rs_len = 0;
+    b->data_k = b->ctrl_k = 0;
+    return 0;
+}
+
+int bond_add_link(struct bond *b, uint8_t link_id, int fd, const struct sockaddr_in *peer,
+                  uint64_t now_us)
+{
+    if (link_id >= AGG_MAX_LINKS)
+        return -1;
+    struct bond_link *l = &b->link[link_id];
+    if (!l->present) {
+        if (sched_add_link(b->sched, link_id, now_us) != 0)
+            return -1;
+        l->present = true;
+    }
+    l->fd = fd;
+    if (peer)
+        bond_set_peer(b, link_id, peer);
+    return 0;
+}
+
+void bond_set_peer(struct bond *b, uint8_t link_id, const struct sockaddr_in *peer)
+{
+    if (link_id >= AGG_MAX_LINKS)
+        return;
+    b->link[link_id].peer = *peer;
+    b->link[link_id].has_peer = true;
+}
+
+static void link_tx(struct bond *b, uint8_t link_id, const uint8_t *pkt, size_t len)
+{
+    struct bond_link *l = &b->link[link_id];
+    if (!l->present || !l->has_peer || l->fd < 0)
+        return;
+    if (udplink_send(l->fd, &l->peer, pkt, len) != 0) {
+        l->send_errors++;
+        return;
+    }
+    l->tx_pkts++;
+    l->tx_bytes += len;
+}
+
+/* Packet numbers: data packets take the even numbers 2k (k = the data sequence the scheduler,
+ * the feedback and the receiver's reorder buffer use), control packets (probes, feedback,
+ * keepalives, re-sends) the odd ones just above the current data number. The receiver thus
+ * knows from the number alone whether a gap can hold data: a probe still travelling on a slow
+ * link never holds up data that arrived on a fast one. Odd numbers strictly increase and stay
+ * next to the even ones, so both stay inside the receiver's replay window. */
+static void note_pn(struct bond *b, uint64_t pn)
+{
+    uint64_t cur = atomic_load_explicit(&b->sess->tx_next, memory_order_relaxed);
+    if (pn + 1 > cur) /* keeps wire's packet-limit and rekey accounting right */
+        atomic_store_explicit(&b->sess->tx_next, pn + 1, memory_order_relaxed);
+}
+
+static uint64_t ctrl_pn(struct bond *b)
+{
+    uint64_t k = b->ctrl_k + 1 > b->data_k ? b->ctrl_k + 1 : b->data_k;
+    b->ctrl_k = k;
+    return 2 * k + 1;
+}
+
+static void send_ctrl(struct bond *b, uint8_t link_id, uint8_t inner, const uint8_t *payload,
+                      size_t len)
+{
+    if (!b->sess || link_id >= AGG_MAX_LINKS || !b->link[link_id].has_peer)
+        return;
+    uint64_t pn = ctrl_pn(b);
+    int n = wire_seal_pn(b->sess, pn, link_id, inner, payload, len, b->out, sizeof(b->out));
+    if (n > 0) {
+        note_pn(b, pn);
+        link_tx(b, link_id, b->out, (size_t)n);
+    }
+}
+
+void bond_keepalive_all(struct bond *b, uint64_t now_us)
+{
+    (void)now_us;
+    for (unsigned i = 0; i < AGG_MAX_LINKS; i++)
+        if (b->link[i].present && b->link[i].has_peer)
+            send_ctrl(b, (uint8_t)i, WIRE_INNER_KEEPALIVE, NULL, 0);
+}
+
+/* A copy wrapped with its original packet number, sealed under a new one. */
+static void send_wrapped(struct bond *b, uint8_t link_id, uint64_t seq, const uint8_t *ip,
+                         size_t len)
+{
+    if (len + 9 > sizeof(b->scratch))
+        return;
+    be64_put(b->scratch, seq);
+    b->scratch[8] = WIRE_INNER_IP;
+    memcpy(b->scratch + 9, ip, len);
+    send_ctrl(b, link_id, BOND_INNER_RESEND, b->scratch, len + 9);
+}
+
+static void pump_resends(struct bond *b, uint64_t now_us);
+
+int bond_send_ip(struct bond *b, const uint8_t *ip, size_t len, unsigned cls, uint64_t now_us)
+{
+    if (!b->sess) {
+        b->drop_nolink++;
+        return -1;
+    }
+    if (len == 0 || len > BOND_PKT_MAX) {
+        b->drop_oversize++;
+        return -1;
+    }
+    /* Queued repairs go first (they may use half a budget more than new data). New data is
+     * NOT refused while repairs wait: those would include TCP's own retransmissions, and
+     * losing them costs a retransmission timeout. */
+    if (b->rs_len > 0)
+        pump_resends(b, now_us);
+    uint64_t seq = b->data_k;
+    struct sched_decision d;
+    enum sched_verdict v =
+        sched_send(b->sched, seq, (uint32_t)(len + OUTER_OVERHEAD), cls, now_us, &d);
+    if (v != SCHED_SEND) {
+        if (v == SCHED_DROP_NOLINK)
+            b->drop_nolink++;
+        else
+            b->drop_budget++;
+        return -1;
+    }
+    b->data_k++;
+    uint64_t pn = 2 * seq;
+    int n = -1;
+    if (b->lz4 && len >= WIRE_LZ4_MIN_INPUT && (b->lz4_streak < 8 || (seq & 31) == 0)) {
+        /* Compressed straight behind the header; kept only when it saves enough. */
+        int z = LZ4_compress_default((const char *)ip, (char *)b->out + WIRE_PAYLOAD_OFFSET,
+                                     (int)len, (int)len - (int)WIRE_LZ4_MIN_SAVING);
+        if (z > 0) {
+            b->lz4_streak = 0;
+            n = wire_seal_pn(b->sess, pn, d.link[0], WIRE_INNER_IP_LZ4,
+                             b->out + WIRE_PAYLOAD_OFFSET, (size_t)z, b->out, sizeof(b->out));
+        } else {
+            b->lz4_streak++;
+        }
+    }
+    if (n < 0)
+        n = wire_seal_pn(b->sess, pn, d.link[0], WIRE_INNER_IP, ip, len, b->out, sizeof(b->out));
+    if (n < 0) {
+        b->drop_oversize++;
+        return -1;
+    }
+    note_pn(b, pn);
+    struct bond_txcopy *c = &b->tx[seq & (BOND_TXCOPIES - 1)];
+    c->seq = seq;
+    c->len = (uint16_t)len;
+    c->inner = WIRE_INNER_IP;
+    memcpy(c->data, ip, len);
+    link_tx(b, d.link[0], b->out, (size_t)n);
+    if (d.n == 2)
+        send_wrapped(b, d.link[1], seq, ip, len);
+    return 0;
+}
+
+static void deliver_handle(struct bond *b, uint64_t h)
+{
+    if (h == PLACEHOLDER)
+        return;
+    b->deliver(b->ctx, b->pool + h * BOND_PKT_MAX, b->pool_len[h]);
+    b->rx_delivered++;
+    b->pool_free[b->n_free++] = (uint32_t)h;
+}
+
+static void push_packet(struct bond *b, uint64_t seq, uint8_t inner, const uint8_t *p, size_t len,
+                        uint64_t now_us)
+{
+    if (b->n_free == 0) {
+        b->drop_pool++;
+        return;
+    }
+    uint32_t h = b->pool_free[b->n_free - 1];
+    uint8_t *dst = b->pool + (size_t)h * BOND_PKT_MAX;
+    int n;
+    if (inner == WIRE_INNER_IP_LZ4) {
+        n = wire_decompress(p, len, dst, b->inner_mtu);
+    } else if (len <= b->inner_mtu && len <= BOND_PKT_MAX) {
+        memcpy(dst, p, len);
+        n = (int)len;
+    } else {
+        n = -1;
+    }
+    if (n <= 0) {
+        b->drop_bad_inner++;
+        return;
+    }
+    b->n_free--;
+    b->pool_len[h] = (uint16_t)n;
+    enum reorder_verdict v = reorder_push(b->rb, seq, h, now_us);
+    if (v == REORDER_LATE) {
+        deliver_handle(b, h);
+    } else if (v != REORDER_HELD) {
+        b->pool_free[b->n_free++] = h;
+    }
+}
+
+static void on_ctrl(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint64_t now_us)
+{
+    int t = ctrl_type(rx->payload - 1, rx->len + 1);
+    (void)t;
+    /* ctrl payloads start with their own type byte, which is the inner type: rebuild the
+     * view including it (wire strips the inner type byte from payload). */
+    const uint8_t *p = rx->payload - 1;
+    size_t len = rx->len + 1;
+    switch (rx->inner_type) {
+    case CTRL_PROBE: {
+        struct ctrl_probe pr;
+        if (ctrl_decode_probe(p, len, &pr) != 0)
+            break;
+        struct linkest *le = sched_link_est_mut(b->sched, link_id);
+        if (le)
+            linkest_on_probe_rx(le, &pr, now_us);
+        struct ctrl_probe_reply rep = {
+            .link_id = pr.link_id, .probe_seq = pr.probe_seq, .tx_us = pr.tx_us, .rx_us = now_us};
+        uint8_t buf[64];
+        size_t n = ctrl_encode_probe_reply(&rep, buf, sizeof(buf));
+        if (n > 1)
+            send_ctrl(b, link_id, buf[0], buf + 1, n - 1);
+        break;
+    }
+    case CTRL_PROBE_REPLY: {
+        struct ctrl_probe_reply r;
+        if (ctrl_decode_probe_reply(p, len, &r) == 0)
+            sched_on_probe_reply(b->sched, &r, now_us);
+        break;
+    }
+    case CTRL_FEEDBACK: {
+        struct ctrl_feedback fb;
+        if (ctrl_decode_feedback(p, len, &fb) == 0)
+            sched_on_feedback(b->sched, &fb, link_id, now_us);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void bond_on_rx(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint64_t now_us)
+{
+    if (link_id >= AGG_MAX_LINKS)
+        return;
+    struct bond_link *l = &b->link[link_id];
+    l->rx_pkts++;
+    l->rx_bytes += rx->len + OUTER_OVERHEAD;
+    switch (rx->inner_type) {
+    case WIRE_INNER_IP:
+    case WIRE_INNER_IP_LZ4:
+        if (rx->pn & 1) { /* data on a control number: not ours */
+            b->drop_bad_inner++;
+            break;
+        }
+        ctrl_rx_on_data(&b->crx, link_id, rx->pn / 2, (uint32_t)(rx->len + OUTER_OVERHEAD), now_us);
+        push_packet(b, rx->pn / 2, rx->inner_type, rx->payload, rx->len, now_us);
+        break;
+    case BOND_INNER_RESEND:
+        if (rx->len > 9) {
+            uint64_t seq = be64_get(rx->payload);
+            uint8_t inner = rx->payload[8];
+            if (inner != WIRE_INNER_IP && inner != WIRE_INNER_IP_LZ4) {
+                b->drop_bad_inner++;
+                break;
+            }
+            ctrl_rx_on_data(&b->crx, link_id, seq, (uint32_t)(rx->len + OUTER_OVERHEAD), now_us);
+            push_packet(b, seq, inner, rx->payload + 9, rx->len - 9, now_us);
+        }
+        break;
+    default:
+        if (rx->inner_type >= WIRE_INNER_CTRL_FIRST && rx->inner_type <= WIRE_INNER_CTRL_LAST)
+            on_ctrl(b, link_id, rx, now_us);
+        else if (rx->inner_type != WIRE_INNER_KEEPALIVE)
+            b->drop_bad_inner++;
+        break;
+    }
+}
+
+void bond_release(struct bond *b, uint64_t now_us)
+{
+    uint64_t h;
+    while (reorder_pop(b->rb, now_us, &h) == 1)
+        deliver_handle(b, h);
+}
+
+#define RESEND_MAX_AGE_US 300000 /* after this the receiver's hold has given up anyway */
+
+/* Send queued repairs, oldest first. A repair that finds every link over its queue budget
+ * waits for the next tick instead of being dropped: right after a link dies its in-flight
+ * packets land on links that are already full, and dropping them would turn one link failure
+ * into a burst of TCP losses (a timeout). */
+static void pump_resends(struct bond *b, uint64_t now_us)
+{
+    uint64_t seqs[64];
+    size_t nr;
+    while ((nr = sched_take_resend(b->sched, seqs, ARRAY_LEN(seqs))) > 0) {
+        for (size_t i = 0; i < nr && b->rs_len < BOND_TXCOPIES; i++) {
+            uint32_t k = (b->rs_head + b->rs_len) & (BOND_TXCOPIES - 1);
+            b->rs_seq[k] = seqs[i];
+            b->rs_t[k] = now_us;
+            b->rs_len++;
+        }
+        if (nr < ARRAY_LEN(seqs))
+            break;
+    }
+    while (b->rs_len > 0) {
+        uint64_t seq = b->rs_seq[b->rs_head];
+        struct bond_txcopy *c = &b->tx[seq & (BOND_TXCOPIES - 1)];
+        if (c->seq != seq || now_us - b->rs_t[b->rs_head] > RESEND_MAX_AGE_US) {
+            if (c->seq == seq)
+                b->resend_expired++;
+        } else {
+            struct sched_decision d;
+            enum sched_verdict v =
+                sched_resend(b->sched, seq, (uint32_t)(c->len + OUTER_OVERHEAD + 9), now_us, &d);
+            if (v == SCHED_DROP_BUDGET)
+                return; /* no room now: keep it and the rest for the next tick */
+            if (v == SCHED_SEND) {
+                send_wrapped(b, d.link[0], c->seq, c->data, c->len);
+                b->link[d.link[0]].resent++;
+                b->resent++;
+            }
+        }
+        b->rs_head = (b->rs_head + 1) & (BOND_TXCOPIES - 1);
+        b->rs_len--;
+    }
+}
+
+static int fastest_link(struct bond *b)
+{
+    int best = -1;
+    uint32_t bt = UINT32_MAX;
+    for (unsigned i = 0; i < AGG_MAX_LINKS; i++) {
+        if (!b->link[i].present || !b->link[i].has_peer)
+            continue;
+        const struct linkest *e = sched_link_est(b->sched, (uint8_t)i);
+        if (!e || !linkest_usable(e))
+            continue;
+        uint32_t t = e->has_rtt ? e->srtt_us : 1000000;
+        if (t < bt) {
+            bt = t;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+void bond_tick(struct bond *b, uint64_t now_us)
+{
+    if (!b->sess)
+        return;
+    /* Probes (every 100 ms per link when idle) and liveness. */
+    struct ctrl_probe pr[AGG_MAX_LINKS];
+    size_t np = sched_tick(b->sched, now_us, pr, AGG_MAX_LINKS);
+    for (size_t i = 0; i < np; i++) {
+        uint8_t buf[64];
+        size_t n = ctrl_encode_probe(&pr[i], buf, sizeof(buf));
+        if (n > 1)
+            send_ctrl(b, pr[i].link_id, buf[0], buf + 1, n - 1);
+    }
+    /* Re-sends: lost on a link (feedback) or in flight on a link that just died. */
+    pump_resends(b, now_us);
+    /* Feedback: paced per link, plus an urgent copy on the fastest link when a gap opened so
+     * the sender can repair it before the hold time runs out. */
+    struct reorder_stats rs;
+    reorder_get_stats(b->rb, &rs);
+    int urgent = -1;
+    if (rs.gaps_opened != b->last_gaps) {
+        b->last_gaps = rs.gaps_opened;
+        urgent = fastest_link(b);
+    }
+    uint8_t ids[AGG_MAX_LINKS];
+    size_t nf = ctrl_rx_due(&b->crx, now_us, urgent, ids, ARRAY_LEN(ids));
+    if (nf > 0) {
+        struct ctrl_feedback fb;
+        ctrl_rx_build(&b->crx, b->rb, now_us, &fb);
+        uint8_t buf[CTRL_MAX_ENCODED];
+        size_t n = ctrl_encode_feedback(&fb, buf, sizeof(buf));
+        for (size_t i = 0; i < nf && n > 1; i++)
+            send_ctrl(b, ids[i], buf[0], buf + 1, n - 1);
+    }
+    /* Reorder hold from the receive-direction delay spread, re-evaluated every 100 ms. */
+    if (now_us - b->last_hold_us > 100000) {
+        b->last_hold_us = now_us;
+        size_t ne = 0;
+        struct linkest *es = sched_estimators(b->sched, &ne);
+        /* Repair time: the gap is reported on the fastest reverse path and the copy comes
+         * back on whichever link arrives first, behind that link's queue. Our own RTT samples
+         * of the slowest link include the peer's queues (its probe replies cross them), so
+         * the largest srtt bounds the repair; holding a little too long only delays the rare
+         * unrepairable loss, releasing too early turns every repair into a TCP loss. */
+        uint32_t arq = 0;
+        for (size_t i = 0; i < ne; i++)
+            if (linkest_usable(&es[i]) && es[i].has_rtt && es[i].srtt_us > arq)
+                arq = es[i].srtt_us;
+        arq = arq ? arq + 10000 : 50000;
+        reorder_set_hold(b->rb, linkest_hold_us(es, ne, arq, now_us));
+    }
+    bond_release(b, now_us);
+}
+
+void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->link_id = link_id;
+    if (link_id >= AGG_MAX_LINKS || !b->link[link_id].present)
+        return;
+    const struct bond_link *l = &b->link[link_id];
+    out->tx_bytes = l->tx_bytes;
+    out->tx_packets = l->tx_pkts;
+    out->rx_bytes = l->rx_bytes;
+    out->rx_packets = l->rx_pkts;
+    out->resent_packets = l->resent;
+    const struct linkest *e = sched_link_est(b->sched, link_id);
+    struct sched_link_info li;
+    if (sched_link_info(b->sched, link_id, &li) == 0)
+        out->weight = li.weight;
+    if (e) {
+        out->srtt_ms = e->srtt_us / 1000.0;
+        out->rttvar_ms = e->rttvar_us / 1000.0;
+        out->loss = e->loss;
+        out->capacity_bps = e->cap_Bps * 8.0;
+        if (!linkest_usable(e))
+            out->state = AGG_LINK_DOWN;
+        else if (li.weight <= 0.0)
+            out->state = AGG_LINK_DISABLED;
+        else if (!e->has_rtt || e->state == LINK_STARTUP)
+            out->state = AGG_LINK_PROBING;
+        else
+            out->state = AGG_LINK_UP;
+    }
+}

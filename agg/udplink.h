@@ -1,0 +1,131 @@
+/* udplink: internal helper of agg/ (not public): the UDP sockets of the tunnel.
+ *
+ * Vehicle: one socket per link, bound to the link's interface with SO_BINDTODEVICE and to that
+ * interface's IPv4 address, so (1) the route lookup only considers routes through that device
+ * and (2) the source address matches the operator's policy-routing rule
+ * (`ip rule add from <modem addr> table <100+link id>`, see docs/tunnel.md). Both together keep
+ * packets on the intended modem even when every modem sits in the same subnet behind the same
+ * gateway address. Hub: one socket for every vehicle. All sockets are non-blocking. */
+#ifndef CORRIDOR_AGG_UDPLINK_H
+#define CORRIDOR_AGG_UDPLINK_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "a.b.c.d:port" -> sockaddr. 0 or -1. */
+int udplink_parse_addr(const char *s, struct sockaddr_in *out);
+
+/* A link socket bound to ifname (and its current IPv4 address if it has one). Returns the fd
+ * or -1 with err naming the interface and the failing step. *src_be receives the bound source
+ * address (0 = any). */
+int udplink_open_link(const char *ifname, uint32_t *src_be, char *err, size_t errlen);
+
+/* The hub's listen socket. */
+int udplink_open_listen(const char *addr, char *err, size_t errlen);
+
+/* Current IPv4 address of an interface (network order) or 0 if none / no such interface. */
+uint32_t udplink_if_addr(const char *ifname);
+
+/* Send one datagram; returns 0, or -errno (EAGAIN: the socket buffer is full, the caller
+ * counts a drop: the data plane never blocks). */
+int udplink_send(int fd, const struct sockaddr_in *to, const void *buf, size_t len);
+
+#endif
+
+/* ---- bond: one peer's bonded link set (shared by the client and the hub engines) ------------
+ * Glue between the sockets and the pure layers: seals with the session (wire.h), schedules per
+ * packet (sched.h), keeps a plaintext copy of each data packet for re-sending, answers and sends
+ * probes and feedback (ctrl.h), and reorders what arrives (reorder.h) before handing IP packets
+ * to deliver(). One data-plane thread owns a bond; nothing here blocks or logs per packet.
+ *
+ * Sequence space: data packets carry the even packet numbers 2k, where k is the data sequence
+ * (scheduler, feedback and the receiver's reorder buffer count in k); control packets take the
+ * odd numbers, so a control packet still in flight never looks like a data gap. A re-sent
+ * packet gets a NEW (odd) packet number (the number is the AEAD nonce) and carries its data
+ * sequence inside:
+ *   inner type BOND_INNER_RESEND (0x1f): data sequence k (8 bytes, big-endian),
+ *   original inner type (1 byte), original payload. */
+#include <stdbool.h>
+
+#include "agg/agg.h"
+#include "agg/ctrl.h"
+#include "agg/reorder.h"
+#include "agg/sched.h"
+#include "agg/wire.h"
+
+#define BOND_INNER_RESEND 0x1f
+#define BOND_PKT_MAX      1600u /* largest inner packet kept (inner MTU <= 1500) */
+#define BOND_TXCOPIES     4096u /* plaintext copies for re-sending (power of two) */
+#define BOND_RXPOOL       4096u /* packets the reorder buffer can hold */
+
+struct bond_link {
+    bool present;  /* configured (vehicle) or learned (hub) */
+    bool has_peer; /* peer address known */
+    int fd;
+    struct sockaddr_in peer;
+    uint64_t tx_bytes, tx_pkts, rx_bytes, rx_pkts, resent;
+    uint64_t send_errors;
+};
+
+struct bond_txcopy {
+    uint64_t seq;
+    uint16_t len;
+    uint8_t inner;
+    uint8_t data[BOND_PKT_MAX];
+};
+
+typedef void (*bond_deliver_fn)(void *ctx, uint8_t *ip, size_t len);
+
+struct bond {
+    struct wire_session *sess; /* current session for sending (not owned) */
+    struct bond_link link[AGG_MAX_LINKS];
+    struct sched *sched;
+    struct reorder *rb;
+    struct ctrl_rx crx;
+    struct bond_txcopy *tx; /* BOND_TXCOPIES */
+    uint8_t *pool;          /* BOND_RXPOOL x BOND_PKT_MAX */
+    uint16_t *pool_len;
+    uint32_t *pool_free;
+    uint32_t n_free;
+    bool lz4;
+    unsigned inner_mtu;
+    bond_deliver_fn deliver;
+    void *ctx;
+    uint64_t rs_seq[BOND_TXCOPIES]; /* re-sends waiting for room on a link (FIFO) */
+    uint64_t rs_t[BOND_TXCOPIES];
+    uint32_t rs_head, rs_len;
+    uint64_t data_k, ctrl_k; /* next data sequence; last control index (see udplink.c) */
+    unsigned lz4_streak;
+    uint64_t last_gaps;
+    uint64_t last_hold_us;
+    uint8_t out[WIRE_MAX_PACKET + 64];
+    uint8_t scratch[WIRE_MAX_PACKET + 64];
+    /* counters */
+    uint64_t drop_nolink, drop_budget, drop_pool, drop_oversize, drop_bad_inner, resent;
+    uint64_t resend_expired; /* repairs that found no room on any link in time */
+    uint64_t rx_delivered;
+};
+
+/* Allocates the bond's buffers. 0 or -1 with err. */
+int bond_init(struct bond *b, unsigned inner_mtu, bool lz4, bond_deliver_fn deliver, void *ctx,
+              char *err, size_t errlen);
+void bond_free(struct bond *b);
+/* Forget all sequence state (a new session starts its packet numbers at 0), keeping links
+ * and their estimates. */
+int bond_reset_seq(struct bond *b, char *err, size_t errlen);
+/* Add link id with the socket it sends on (peer address later or now). */
+int bond_add_link(struct bond *b, uint8_t link_id, int fd, const struct sockaddr_in *peer,
+                  uint64_t now_us);
+void bond_set_peer(struct bond *b, uint8_t link_id, const struct sockaddr_in *peer);
+/* Schedule and send one IP packet. Returns 0 sent, -1 dropped (counted). */
+int bond_send_ip(struct bond *b, const uint8_t *ip, size_t len, unsigned cls, uint64_t now_us);
+/* Send a keepalive on every link with a peer (teaches the hub our addresses). */
+void bond_keepalive_all(struct bond *b, uint64_t now_us);
+/* An authenticated data packet (wire_open succeeded) that arrived on link_id. */
+void bond_on_rx(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint64_t now_us);
+/* Periodic work (every few ms): probes, liveness, re-sends, feedback, reorder release. */
+void bond_tick(struct bond *b, uint64_t now_us);
+/* Release what the reorder buffer allows now. */
+void bond_release(struct bond *b, uint64_t now_us);
+void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out);
