@@ -172,8 +172,21 @@ static void print_brief(json_t *st)
 {
     printf("%s  up %llds\n", jstr(st, "vehicle_id", "?"),
            (long long)json_integer_value(json_object_get(st, "uptime_s")));
-    printf("%-12s %-8s %-12s %-8s %-9s %7s %6s %6s %9s %s\n", "LINK", "STATE", "OPERATOR", "NET",
-           "REG", "RSRP", "SINR", "CSQdBm", "BALANCE", "CELL");
+    json_t *pos = json_object_get(st, "position"), *tun = json_object_get(st, "tunnel");
+    if (json_is_object(pos) && json_is_true(json_object_get(pos, "fix"))) {
+        char sp[16];
+        jnum(sp, sizeof sp, pos, "speed_kmh", 0);
+        printf("position %.6f,%.6f %s km/h from %s\n",
+               json_number_value(json_object_get(pos, "lat")),
+               json_number_value(json_object_get(pos, "lon")), sp, jstr(pos, "source", "?"));
+    } else {
+        printf("position: no fix\n");
+    }
+    if (json_is_object(tun))
+        printf("tunnel: hub #%lld %s\n", (long long)json_integer_value(json_object_get(tun, "hub_index")),
+               jstr(tun, "hub_state", "?"));
+    printf("%-10s %-7s %-10s %-6s %-8s %7s %5s %9s %-8s %5s %6s %s\n", "LINK", "MODEM", "OPERATOR",
+           "NET", "REG", "RSRP", "SINR", "BALANCE", "TUNNEL", "W", "RTTms", "POLICY");
     size_t i;
     json_t *l;
     json_array_foreach(json_object_get(st, "links"), i, l)
@@ -184,18 +197,22 @@ static void print_brief(json_t *st)
             continue;
         }
         json_t *sig = json_object_get(m, "signal"), *op = json_object_get(m, "operator");
-        json_t *bal = json_object_get(m, "balance");
-        char rsrp[16], sinr[16], rssi[16], amount[16] = "-";
+        json_t *bal = json_object_get(m, "balance"), *lt = json_object_get(l, "tunnel");
+        json_t *lp = json_object_get(l, "policy");
+        char rsrp[16], sinr[16], amount[16] = "-", w[16] = "-", rtt[16] = "-";
         jnum(rsrp, sizeof rsrp, sig, "rsrp_dbm", 1);
         jnum(sinr, sizeof sinr, sig, "sinr_db", 1);
-        jnum(rssi, sizeof rssi, sig, "rssi_dbm", 0);
         if (json_is_object(bal))
             jnum(amount, sizeof amount, bal, "amount", 2);
-        printf("%-12s %-8s %-12s %-8s %-9s %7s %6s %6s %9s %s/%lld\n", jstr(l, "name", "?"),
+        if (json_is_object(lt)) {
+            jnum(w, sizeof w, lt, "weight", 2);
+            jnum(rtt, sizeof rtt, lt, "srtt_ms", 0);
+        }
+        printf("%-10s %-7s %-10.10s %-6s %-8.8s %7s %5s %9s %-8s %5s %6s %s\n", jstr(l, "name", "?"),
                jstr(m, "state", "?"), json_is_object(op) ? jstr(op, "name", "-") : "-",
-               jstr(m, "network_type", "-"), jstr(m, "registration", "-"), rsrp, sinr, rssi,
-               amount, jstr(m, "band", "-"),
-               (long long)json_integer_value(json_object_get(m, "cell_id")));
+               jstr(m, "network_type", "-"), jstr(m, "registration", "-"), rsrp, sinr, amount,
+               json_is_object(lt) ? jstr(lt, "state", "-") : "-", w, rtt,
+               json_is_object(lp) ? jstr(lp, "state", "-") : "-");
     }
     size_t ne = json_array_size(json_object_get(st, "events"));
     for (size_t k = ne > 5 ? ne - 5 : 0; k < ne; k++) {
