@@ -9,7 +9,9 @@
 #   - three simulated SIMCom modems (tests/sim/scenarios/demo.json: MTS, MegaFon, Beeline on a
 #     looping trip east of Moscow, with a coverage hole, a 3G fallback, roaming and a silent
 #     modem) and gpsd replaying the same route (gpsfake) in the vehicle namespace
-#   - `corridor run` in the vehicle namespace: modems, position, coverage map, weights, tunnel
+#   - corridor-collector behind the hub (the data center), reached through the tunnel
+#   - `corridor run` in the vehicle namespace: modems, position, coverage map, weights, tunnel,
+#     telemetry cut into one-minute batches and uploaded to the collector
 #   - every 5 s: `corridor status --brief` and a ping through the tunnel to the internet host
 # Ctrl-C stops everything and removes the namespaces. DEMO_SECONDS=N stops after N seconds.
 # ci/demo.sh --modems-only runs just the modems and corridor (no namespaces, no tunnel).
@@ -19,7 +21,8 @@ ROOT=$(pwd)
 MODE=${1:-full}
 [ "${CORRIDOR_SKIP_SETUP:-0}" = 1 ] || bash ci/setup.sh
 cmake -S . -B build/native -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-ninja -C build/native corridor corridor-modemsim corridor-hub corridor-linkemu corridor-nmea-route
+ninja -C build/native corridor corridor-modemsim corridor-hub corridor-linkemu corridor-nmea-route \
+    corridor-collector
 
 D=$ROOT/build/demo
 rm -rf "$D"
@@ -42,6 +45,7 @@ trap cleanup EXIT INT TERM
 
 in_veh=()
 tunnel_json=""
+telemetry_json='"telemetry": { "batch_seconds": 60 },'
 position_json='"position": { "gpsd": "" },'
 if [ "$MODE" = full ]; then
     "$LAB" down > /dev/null 2>&1 || true
@@ -65,6 +69,17 @@ JSON
         > "$D/gpsfake.log" 2>&1 &
     pids+=($!)
     position_json='"position": { "gpsd": "127.0.0.1:2947" },'
+    # the data-center collector behind the hub, reached through the tunnel
+    token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    echo "$token" > "$D/vehicle.token"
+    chmod 600 "$D/vehicle.token"
+    echo "demo-train-0001 $(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" > "$D/collector.tokens"
+    for _ in $(seq 50); do "$LAB" exec hub ip link show hub0 > /dev/null 2>&1 && break; sleep 0.1; done
+    "$LAB" exec hub "$B/telemetry/collector/corridor-collector" --db "$D/collector.db" \
+        --tokens "$D/collector.tokens" --listen 10.77.0.1 --port 8080 2> "$D/collector.log" &
+    pids+=($!)
+    telemetry_json='"telemetry": { "batch_seconds": 60, "upload_url": "http://10.77.0.1:8080/v1/batches",
+                   "token_file": "'$D'/vehicle.token" },'
 fi
 
 cat > "$D/corridor.json" <<JSON
@@ -76,6 +91,7 @@ cat > "$D/corridor.json" <<JSON
   "board": { "power": "sim", "sim_control": "$D/sim.sock" },
   $tunnel_json
   $position_json
+  $telemetry_json
   "links": [
     { "name": "mts", "interface": "veh-l1",
       "modem": { "port": "/tmp/corridor-sim/mts", "apn": "internet.mts.ru", "balance_ussd": "*100#" } },

@@ -7,12 +7,15 @@
  *   agg-client       the tunnel data plane (agg/), when "tunnel" is configured
  *   steer            1 Hz: position, coverage map, prediction, weights (firmware/steer.c)
  *   position         gpsd client (telemetry/), owned by steer
+ *   recorder         telemetry records -> outbox, when "telemetry" is configured
+ *   uploader         outbox -> collector (libcurl), owned by recorder
  * Every thread is started here and joined here; nothing outlives run_daemon(). */
 #include "firmware/run.h"
 #include "firmware/control.h"
 #include "firmware/state.h"
 #include "firmware/tunnel.h"
 #include "firmware/steer.h"
+#include "firmware/recorder.h"
 #include "modem/modem.h"
 #include "board/board.h"
 
@@ -35,6 +38,7 @@ struct supervisor {
     struct board *board;
     struct tunnel *tunnel;
     struct steer *steer;
+    struct recorder_engine *recorder;
     int lockfd;
 };
 
@@ -182,8 +186,6 @@ static void announce_sections(const struct config *cfg)
         LOG_W("run", "dashboard: configured, but this build has no dashboard yet; off");
     if (!cfg->telemetry.enabled)
         LOG_I("run", "telemetry: no \"telemetry\" section, off");
-    else
-        LOG_W("run", "telemetry: configured, but this build has no telemetry yet; off");
 }
 
 int run_daemon(const struct config *cfg)
@@ -237,6 +239,12 @@ int run_daemon(const struct config *cfg)
         LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks,
               cfg->tunnel.nhubs, cfg->tunnel.hubs[0]);
     }
+    if (cfg->telemetry.enabled &&
+        recorder_start(cfg, sv.st, &sv.recorder, err, sizeof err) != 0) {
+        LOG_E("run", "%s", err);
+        status = 1;
+        goto stop;
+    }
     if (steer_start(cfg, sv.st, sv.tunnel, &sv.steer, err, sizeof err) != 0) {
         LOG_E("run", "%s", err);
         status = 1;
@@ -269,6 +277,7 @@ stop:;
     control_stop(sv.control);
     stop_modems(&sv);
     steer_stop(sv.steer);
+    recorder_stop(sv.recorder);
     tunnel_stop(sv.tunnel);
     board_close(sv.board);
     LOG_I("run", "all threads stopped in %llu ms", (unsigned long long)(mono_ms() - t0));

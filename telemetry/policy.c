@@ -242,7 +242,13 @@ void policy_decide(const struct policy_params *prm, uint64_t now_ms,
         judge_link(prm, now_ms, in, n, i, preds, n_preds, s, j);
         double drain_s = isfinite(l->drain_ms) && l->drain_ms > 0 ? l->drain_ms / 1000.0 : 0.0;
 
-        bool good = j->live_good && !j->pred_bad;
+        /* Back from a live outage the link has to carry traffic again (probes answered, low
+         * loss); the radio thresholds only gate the return from a predicted dead zone, where
+         * the map said "dead" and the radio must say otherwise. A weak but working link
+         * (-114 dBm) is still capacity. */
+        bool carries = l->up && l->net != POLICY_NET_NONE &&
+                       (!isfinite(l->loss) || l->loss < prm->live_good_loss);
+        bool good = (s->state == POLICY_DISABLED_LIVE ? carries : j->live_good) && !j->pred_bad;
         if (!good)
             s->good_since_ms = 0;
         else if (!s->good_since_ms)

@@ -172,4 +172,10 @@ enum position_source position_select(const struct position_inputs *in,
 #include "telemetry/policy.h"
 #include "telemetry/predict.h"
 
+/* ==== 4. records, ten-minute batches, the outbox and the uploader ==========================
+ * See record.h, outbox.h, upload.h and docs/telemetry.md. */
+#include "telemetry/outbox.h"
+#include "telemetry/record.h"
+#include "telemetry/upload.h"
+
 #endif

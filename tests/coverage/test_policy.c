@@ -232,6 +232,38 @@ static void test_ease_back(void)
     CHECK_INT(w.out[0].state, POLICY_DISABLED_PREDICTED);
 }
 
+/* A weak but working link that went down (no prediction involved) comes back once it carries
+ * traffic again: the radio thresholds only gate the return from a predicted dead zone. */
+static void test_weak_link_returns(void)
+{
+    struct world w;
+    world3(&w);
+    w.pr[0] = pred("250-99", 0.9, INFINITY); /* no prediction for link 0's operator */
+    w.in[0].rsrp_dbm = -114;
+    w.in[0].sinr_db = 1;
+    step(&w, 0);
+    w.in[0].up = false;
+    step(&w, 1);
+    CHECK_INT(w.out[0].state, POLICY_DISABLED_LIVE);
+    w.in[0].up = true;
+    for (int i = 0; i < 3; i++)
+        step(&w, 1);
+    CHECK_INT(w.out[0].state, POLICY_DISABLED_LIVE); /* good for 2 of 3 s */
+    step(&w, 1);
+    CHECK_INT(w.out[0].state, POLICY_ACTIVE);
+    CHECK_NEAR(w.out[0].weight, 0.34, 1e-9);
+    /* ... but a lossy one stays out */
+    world3(&w);
+    step(&w, 0);
+    w.in[0].up = false;
+    step(&w, 1);
+    w.in[0].up = true;
+    w.in[0].loss = 0.1;
+    for (int i = 0; i < 10; i++)
+        step(&w, 1);
+    CHECK_INT(w.out[0].state, POLICY_DISABLED_LIVE);
+}
+
 static void test_live_wins(void)
 {
     struct world w;
@@ -421,6 +453,7 @@ int main(void)
     test_predicted_dead();
     test_far_below();
     test_ease_back();
+    test_weak_link_returns();
     test_live_wins();
     test_last_link();
     test_no_flapping();

@@ -1,0 +1,298 @@
+/* recorder: state -> telemetry records -> outbox -> uploader. See recorder.h. */
+#include "firmware/recorder.h"
+#include "telemetry/telemetry.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#define HEALTH_PERIOD_MS 10000u
+
+struct recorder_engine {
+    const struct config *cfg;
+    struct state *st;
+    struct recorder *rec;
+    struct outbox *ob;
+    struct uploader *up;
+    pthread_t thread;
+    bool stop;
+    /* thread-owned */
+    uint64_t last_event_seq;
+    uint64_t last_health_ms;
+    uint64_t balance_seen[CFG_MAX_LINKS]; /* mono_ms of the last recorded balance per link */
+    struct link_state links[CFG_MAX_LINKS];
+};
+
+static float f_or_nan(double v)
+{
+    return isnan(v) ? NAN : (float)v;
+}
+
+static uint64_t read_u64_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    if (f) {
+        if (fscanf(f, "%llu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+/* Hottest thermal zone in degrees C, NAN if the board has none. */
+static float hottest_zone(void)
+{
+    DIR *d = opendir("/sys/class/thermal");
+    if (!d)
+        return NAN;
+    float best = NAN;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "thermal_zone", 12) != 0)
+            continue;
+        char p[300];
+        snprintf(p, sizeof p, "/sys/class/thermal/%s/temp", e->d_name);
+        FILE *f = fopen(p, "r");
+        long milli;
+        if (f && fscanf(f, "%ld", &milli) == 1) {
+            float c = (float)milli / 1000.0f;
+            if (isnan(best) || c > best)
+                best = c;
+        }
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return best;
+}
+
+static void record_health(struct recorder_engine *r, int64_t now_ms, unsigned nlinks)
+{
+    struct rec_health h = {.t_ms = now_ms, .cpu_temp_c = hottest_zone(), .ssd_health_pct = -1};
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%f", &h.load1) != 1)
+            h.load1 = NAN;
+        fclose(f);
+    }
+    f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[128];
+        unsigned long long v;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "MemTotal: %llu", &v) == 1)
+                h.mem_total_kb = v;
+            else if (sscanf(line, "MemAvailable: %llu", &v) == 1)
+                h.mem_avail_kb = v;
+        }
+        fclose(f);
+    }
+    struct statvfs sv;
+    if (statvfs(r->cfg->data_dir, &sv) == 0) {
+        h.disk_total_kb = (uint64_t)sv.f_blocks * sv.f_frsize / 1024;
+        h.disk_free_kb = (uint64_t)sv.f_bavail * sv.f_frsize / 1024;
+    }
+    for (unsigned i = 0; i < nlinks; i++) {
+        char p[160];
+        const char *ifn = r->links[i].interface;
+        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/rx_errors", ifn);
+        h.if_rx_errors += read_u64_file(p);
+        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/tx_errors", ifn);
+        h.if_tx_errors += read_u64_file(p);
+        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/rx_dropped", ifn);
+        h.if_drops += read_u64_file(p);
+    }
+    f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[128];
+        unsigned long long v;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "VmRSS: %llu", &v) == 1)
+                h.rss_kb = v;
+            else if (sscanf(line, "Threads: %llu", &v) == 1)
+                h.threads_alive = h.threads_total = (uint32_t)v;
+        }
+        fclose(f);
+    }
+    recorder_add_health(r->rec, &h);
+}
+
+static void step(struct recorder_engine *r)
+{
+    int64_t now = (int64_t)wall_ms();
+    uint64_t mono = mono_ms();
+    struct state_position sp;
+    state_get_position(r->st, &sp);
+    struct rec_track t = {.t_ms = now,
+                          .lat = sp.valid ? sp.lat : NAN,
+                          .lon = sp.valid ? sp.lon : NAN,
+                          .alt_m = sp.valid ? f_or_nan(sp.alt_m) : NAN,
+                          .speed_kmh = sp.valid ? f_or_nan(sp.speed_kmh) : NAN,
+                          .track_deg = sp.valid ? f_or_nan(sp.track_deg) : NAN,
+                          .fix_mode = sp.valid ? 3 : 0};
+    if (sp.valid)
+        t.source = strncmp(sp.source, "gpsd", 4) == 0    ? 1
+                   : strncmp(sp.source, "modem", 5) == 0 ? 2
+                                                         : 3;
+    recorder_add_track(r->rec, &t);
+
+    unsigned n = state_get_links(r->st, r->links, CFG_MAX_LINKS);
+    for (unsigned i = 0; i < n; i++) {
+        const struct link_state *l = &r->links[i];
+        struct rec_link rl = {.t_ms = now,
+                              .rssi_dbm = NAN,
+                              .rsrp_dbm = NAN,
+                              .rsrq_db = NAN,
+                              .sinr_db = NAN,
+                              .rtt_ms = NAN,
+                              .loss_pct = NAN,
+                              .goodput_kbps = NAN,
+                              .weight = l->policy.valid ? (float)l->policy.weight : NAN};
+        str_copy(rl.link, l->name, sizeof rl.link);
+        if (l->has_modem && l->modem_valid) {
+            const struct modem_sample *m = &l->modem;
+            str_copy(rl.operator_name, m->oper_name, sizeof rl.operator_name);
+            str_copy(rl.net_type, modem_net_name(m->net), sizeof rl.net_type);
+            rl.cell_id = m->cell_id > 0 ? (uint64_t)m->cell_id : 0;
+            rl.rssi_dbm = f_or_nan(m->sig.rssi_dbm);
+            rl.rsrp_dbm = f_or_nan(m->sig.rsrp_dbm);
+            rl.rsrq_db = f_or_nan(m->sig.rsrq_db);
+            rl.sinr_db = f_or_nan(m->sig.sinr_db);
+            rl.state = (uint8_t)m->state;
+            /* A new USSD answer becomes a SIM record (balance history per SIM). */
+            if (m->balance.valid && m->balance.mono_ms != r->balance_seen[i]) {
+                r->balance_seen[i] = m->balance.mono_ms;
+                struct rec_sim rs = {.t_ms = now,
+                                     .balance = m->balance.amount_valid ? m->balance.amount : NAN,
+                                     .forecast_empty_utc = -1};
+                str_copy(rs.link, l->name, sizeof rs.link);
+                str_copy(rs.iccid, m->id.iccid, sizeof rs.iccid);
+                recorder_add_sim(r->rec, &rs);
+            }
+        }
+        if (l->tunnel.valid) {
+            rl.rtt_ms = f_or_nan(l->tunnel.srtt_ms);
+            rl.loss_pct = f_or_nan(l->tunnel.loss * 100.0);
+        }
+        recorder_add_link(r->rec, &rl);
+    }
+
+    struct state_event ev[64];
+    unsigned ne;
+    while ((ne = state_get_events(r->st, r->last_event_seq, ev, ARRAY_LEN(ev))) > 0) {
+        for (unsigned k = 0; k < ne; k++) {
+            struct rec_event re = {.t_ms = (int64_t)ev[k].wall_ms};
+            str_copy(re.type, ev[k].kind, sizeof re.type);
+            str_copy(re.subject, ev[k].source, sizeof re.subject);
+            str_copy(re.text, ev[k].text, sizeof re.text);
+            recorder_add_event(r->rec, &re);
+            r->last_event_seq = ev[k].seq;
+        }
+        if (ne < ARRAY_LEN(ev))
+            break;
+    }
+    if (mono - r->last_health_ms >= HEALTH_PERIOD_MS) {
+        r->last_health_ms = mono;
+        record_health(r, now, n);
+    }
+
+    char err[256];
+    uint64_t seq;
+    int rc = outbox_tick(r->ob, r->rec, now, &seq, err, sizeof err);
+    if (rc < 0) {
+        LOG_W("telemetry", "outbox: %s", err);
+    } else if (rc == 1) {
+        LOG_I("telemetry", "batch %llu cut", (unsigned long long)seq);
+        state_add_event(r->st, "telemetry", "batch", "batch %llu cut",
+                        (unsigned long long)seq);
+        uploader_kick(r->up);
+    }
+}
+
+static void *recorder_thread(void *arg)
+{
+    struct recorder_engine *r = arg;
+    pthread_setname_np(pthread_self(), "recorder");
+    while (!sleep_ms_unless(&r->stop, 1000))
+        step(r);
+    /* Final flush so a clean stop loses nothing (a power cut loses at most 2 s). */
+    char err[256];
+    if (recorder_flush(r->rec, r->ob, err, sizeof err) < 0)
+        LOG_W("telemetry", "final flush: %s", err);
+    return NULL;
+}
+
+int recorder_start(const struct config *cfg, struct state *st, struct recorder_engine **out,
+                   char *err, size_t errlen)
+{
+    struct recorder_engine *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "telemetry: out of memory");
+        return -1;
+    }
+    r->cfg = cfg;
+    r->st = st;
+    struct outbox_config oc = {0};
+    str_copy(oc.vehicle_id, cfg->vehicle_id, sizeof oc.vehicle_id);
+    oc.quota_bytes = (uint64_t)cfg->telemetry.quota_mb << 20;
+    oc.batch_ms = cfg->telemetry.batch_seconds * 1000u;
+    char path[CFG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/outbox.db", cfg->data_dir);
+    char e2[256];
+    r->rec = recorder_new(4096);
+    r->ob = r->rec ? outbox_open(path, &oc, e2, sizeof e2) : NULL;
+    if (!r->ob) {
+        snprintf(err, errlen, "telemetry: outbox %s: %s", path, r->rec ? e2 : "out of memory");
+        goto fail;
+    }
+    if (cfg->telemetry.upload_url[0]) {
+        struct uploader_config uc = {0};
+        str_copy(uc.db_path, path, sizeof uc.db_path);
+        uc.outbox = oc;
+        str_copy(uc.url, cfg->telemetry.upload_url, sizeof uc.url);
+        str_copy(uc.token_file, cfg->telemetry.token_file, sizeof uc.token_file);
+        r->up = uploader_start(&uc, e2, sizeof e2);
+        if (!r->up) {
+            snprintf(err, errlen, "telemetry: uploader: %s", e2);
+            goto fail;
+        }
+        LOG_I("telemetry", "uploading to %s", cfg->telemetry.upload_url);
+    } else {
+        LOG_I("telemetry", "no telemetry.upload_url: batches stay in %s", path);
+    }
+    r->last_event_seq = 0;
+    if (pthread_create(&r->thread, NULL, recorder_thread, r) != 0) {
+        snprintf(err, errlen, "telemetry: cannot start thread");
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    if (r->up)
+        uploader_stop(r->up);
+    if (r->ob)
+        outbox_close(r->ob);
+    if (r->rec)
+        recorder_free(r->rec);
+    free(r);
+    return -1;
+}
+
+void recorder_stop(struct recorder_engine *r)
+{
+    if (!r)
+        return;
+    __atomic_store_n(&r->stop, true, __ATOMIC_RELEASE);
+    pthread_join(r->thread, NULL);
+    if (r->up)
+        uploader_stop(r->up);
+    outbox_close(r->ob);
+    recorder_free(r->rec);
+    free(r);
+}
