@@ -63,8 +63,9 @@ enum wire_inner {
 /* Anti-replay window: a ring of 64-bit blocks (RFC 6479). One block is the one being filled,
  * so packets up to WIRE_REPLAY_WINDOW behind the highest accepted one are still accepted once. */
 #define WIRE_REPLAY_BLOCKS 256u
-#define WIRE_REPLAY_WINDOW ((WIRE_REPLAY_BLOCKS - 1u) * 64u) /* 16320 packets: data uses even
-                                                               numbers, so >= 8160 data packets */
+#define WIRE_REPLAY_WINDOW                                                                         \
+    ((WIRE_REPLAY_BLOCKS - 1u) * 64u) /* 16320 packets: data uses even                             \
+                                        numbers, so >= 8160 data packets */
 
 /* Session lifetime (the vehicle, always the initiator, starts a new handshake at REKEY; both
  * ends refuse a session after REJECT). Packet limits are per direction; AES-GCM's lower limit

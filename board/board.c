@@ -93,8 +93,8 @@ static int sim_request(const char *path, const char *req, char *err, size_t errl
     if (strcmp(reply, "ok") != 0) {
         char what[96];
         str_copy(what, req, sizeof what);
-        snprintf(err, errlen, "simulator control %s: \"%s\" answered \"%s\"", path,
-                 str_trim(what), reply[0] ? reply : "(nothing within 2 s)");
+        snprintf(err, errlen, "simulator control %s: \"%s\" answered \"%s\"", path, str_trim(what),
+                 reply[0] ? reply : "(nothing within 2 s)");
         return -1;
     }
     return 0;

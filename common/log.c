@@ -65,9 +65,8 @@ void log_vmsg(enum log_level level, const char *subsys, const char *fmt, va_list
     gmtime_r(&ts.tv_sec, &tm);
     char line[LINE_MAX_LEN + 96];
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: %s\n",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000L, level_names[level], subsys ? subsys : "-",
-                     msg);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000L, level_names[level], subsys ? subsys : "-", msg);
     if (n < 0)
         n = 0;
     if ((size_t)n >= sizeof line) {

@@ -204,13 +204,13 @@ static int check_ussd(struct vctx *v, const char *path, const char *s)
     return 0;
 }
 
-static const unsigned valid_bauds[] = {9600,   19200,  38400,  57600,  115200,
+static const unsigned valid_bauds[] = {9600,   19200,  38400,  57600,   115200,
                                        230400, 460800, 921600, 3000000, 4000000};
 
 static int parse_modem(struct vctx *v, const char *path, json_t *j, struct cfg_modem *m)
 {
-    static const char *const keys[] = {"port", "baud", "apn", "balance_ussd", "gnss",
-                                       "balance_period_s", "cmd_timeout_ms", NULL};
+    static const char *const keys[] = {
+        "port", "baud", "apn", "balance_ussd", "gnss", "balance_period_s", "cmd_timeout_ms", NULL};
     if (check_keys(v, path, j, keys))
         return -1;
     m->present = true;
@@ -232,8 +232,7 @@ static int parse_modem(struct vctx *v, const char *path, json_t *j, struct cfg_m
         ok |= valid_bauds[i] == baud;
     if (!ok) {
         child(p, sizeof p, path, "baud");
-        return fail(v, p, "%u is not a standard modem rate (9600..921600, 3000000, 4000000)",
-                    baud);
+        return fail(v, p, "%u is not a standard modem rate (9600..921600, 3000000, 4000000)", baud);
     }
     m->baud = (int)baud;
     if (get_str(v, path, j, "apn", false, m->apn, sizeof m->apn) ||
@@ -259,8 +258,7 @@ static int parse_links(struct vctx *v, json_t *root, struct config *c)
     if (json_array_size(links) == 0)
         return fail(v, "links", "must list at least one link");
     if (json_array_size(links) > CFG_MAX_LINKS)
-        return fail(v, "links", "at most %d links, got %zu", CFG_MAX_LINKS,
-                    json_array_size(links));
+        return fail(v, "links", "at most %d links, got %zu", CFG_MAX_LINKS, json_array_size(links));
     size_t i;
     json_t *l;
     json_array_foreach(links, i, l)
@@ -291,7 +289,8 @@ static int parse_links(struct vctx *v, json_t *root, struct config *c)
             if (parse_modem(v, p, m, &cl->modem))
                 return -1;
             for (size_t k = 0; k < i; k++) {
-                if (c->links[k].modem.present && strcmp(c->links[k].modem.port, cl->modem.port) == 0)
+                if (c->links[k].modem.present &&
+                    strcmp(c->links[k].modem.port, cl->modem.port) == 0)
                     return fail(v, p, "port \"%s\" is already used by links[%zu]", cl->modem.port,
                                 k);
             }
@@ -306,8 +305,8 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
     json_t *j = get_obj(v, "", root, "tunnel");
     if (!j)
         return v->failed ? -1 : 0;
-    static const char *const keys[] = {"hubs", "private_key_file", "hub_public_key", "tun",
-                                       "address", "path_mtu", "lz4", NULL};
+    static const char *const keys[] = {
+        "hubs", "private_key_file", "hub_public_key", "tun", "address", "path_mtu", "lz4", NULL};
     if (check_keys(v, "tunnel", j, keys))
         return -1;
     t->enabled = true;
@@ -404,12 +403,13 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     c->coverage.horizon_s = 60;
     c->coverage.max_mb = 100;
     if ((j = get_obj(v, "", root, "coverage"))) {
-        static const char *const keys[] = {"enabled", "cell_m", "half_life_trips", "horizon_s",
-                                           "max_mb", NULL};
+        static const char *const keys[] = {"enabled",   "cell_m", "half_life_trips",
+                                           "horizon_s", "max_mb", NULL};
         if (check_keys(v, "coverage", j, keys) ||
             get_bool(v, "coverage", j, "enabled", &c->coverage.enabled) ||
             get_double(v, "coverage", j, "cell_m", 5, 1000, &c->coverage.cell_m) ||
-            get_double(v, "coverage", j, "half_life_trips", 0.5, 100, &c->coverage.half_life_trips) ||
+            get_double(v, "coverage", j, "half_life_trips", 0.5, 100,
+                       &c->coverage.half_life_trips) ||
             get_double(v, "coverage", j, "horizon_s", 5, 600, &c->coverage.horizon_s) ||
             get_uint(v, "coverage", j, "max_mb", 1, 100000, &c->coverage.max_mb))
             return -1;
@@ -447,8 +447,8 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     if (v->failed)
         return -1;
     if ((j = get_obj(v, "", root, "telemetry"))) {
-        static const char *const keys[] = {"batch_seconds", "upload_url", "token_file",
-                                           "quota_mb", NULL};
+        static const char *const keys[] = {"batch_seconds", "upload_url", "token_file", "quota_mb",
+                                           NULL};
         if (check_keys(v, "telemetry", j, keys))
             return -1;
         struct cfg_telemetry *t = &c->telemetry;
@@ -492,9 +492,9 @@ int config_parse(const char *json, size_t len, const char *name, struct config *
         fail(&v, "(top level)", "must be a JSON object, got %s", type_name(root));
         goto out;
     }
-    static const char *const keys[] = {"vehicle_id", "data_dir", "links",         "log",
-                                       "tunnel",     "dashboard", "telemetry",    "control_socket",
-                                       "board",      "position",  "coverage",     NULL};
+    static const char *const keys[] = {"vehicle_id", "data_dir",  "links",     "log",
+                                       "tunnel",     "dashboard", "telemetry", "control_socket",
+                                       "board",      "position",  "coverage",  NULL};
     if (check_keys(&v, "", root, keys))
         goto out;
     if (get_str(&v, "", root, "vehicle_id", true, out->vehicle_id, sizeof out->vehicle_id) ||

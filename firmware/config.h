@@ -13,8 +13,8 @@
 #include "common/common.h"
 
 #define CFG_MAX_LINKS 16
-#define CFG_MAX_HUBS 8
-#define CFG_PATH_MAX 256
+#define CFG_MAX_HUBS  8
+#define CFG_PATH_MAX  256
 
 struct cfg_modem {
     bool present;

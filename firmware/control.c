@@ -88,7 +88,8 @@ static void *control_thread(void *arg)
     struct control *c = arg;
     pthread_setname_np(pthread_self(), "control");
     for (;;) {
-        struct pollfd p[2] = {{.fd = c->lfd, .events = POLLIN}, {.fd = c->stopfd, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = c->lfd, .events = POLLIN},
+                              {.fd = c->stopfd, .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -108,8 +109,8 @@ static void *control_thread(void *arg)
     return NULL;
 }
 
-int control_start(const char *path, struct state *st, const char *vehicle_id,
-                  struct control **out, char *err, size_t errlen)
+int control_start(const char *path, struct state *st, const char *vehicle_id, struct control **out,
+                  char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {
@@ -176,8 +177,7 @@ void control_stop(struct control *c)
     free(c);
 }
 
-int control_request(const char *path, const char *request, char **reply, char *err,
-                    size_t errlen)
+int control_request(const char *path, const char *request, char **reply, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {

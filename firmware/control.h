@@ -11,12 +11,11 @@
 #include "firmware/state.h"
 
 struct control;
-int control_start(const char *path, struct state *st, const char *vehicle_id,
-                  struct control **out, char *err, size_t errlen);
+int control_start(const char *path, struct state *st, const char *vehicle_id, struct control **out,
+                  char *err, size_t errlen);
 void control_stop(struct control *c);
 /* Client side: send request, return the whole reply (malloc'd, NUL-terminated, caller frees)
  * in *reply. 0 ok, -1 with err. */
-int control_request(const char *path, const char *request, char **reply, char *err,
-                    size_t errlen);
+int control_request(const char *path, const char *request, char **reply, char *err, size_t errlen);
 
 #endif

@@ -183,7 +183,8 @@ static void print_brief(json_t *st)
         printf("position: no fix\n");
     }
     if (json_is_object(tun))
-        printf("tunnel: hub #%lld %s\n", (long long)json_integer_value(json_object_get(tun, "hub_index")),
+        printf("tunnel: hub #%lld %s\n",
+               (long long)json_integer_value(json_object_get(tun, "hub_index")),
                jstr(tun, "hub_state", "?"));
     printf("%-10s %-7s %-10s %-6s %-8s %7s %5s %9s %-8s %5s %6s %s\n", "LINK", "MODEM", "OPERATOR",
            "NET", "REG", "RSRP", "SINR", "BALANCE", "TUNNEL", "W", "RTTms", "POLICY");
@@ -208,9 +209,10 @@ static void print_brief(json_t *st)
             jnum(w, sizeof w, lt, "weight", 2);
             jnum(rtt, sizeof rtt, lt, "srtt_ms", 0);
         }
-        printf("%-10s %-7s %-10.10s %-6s %-8.8s %7s %5s %9s %-8s %5s %6s %s\n", jstr(l, "name", "?"),
-               jstr(m, "state", "?"), json_is_object(op) ? jstr(op, "name", "-") : "-",
-               jstr(m, "network_type", "-"), jstr(m, "registration", "-"), rsrp, sinr, amount,
+        printf("%-10s %-7s %-10.10s %-6s %-8.8s %7s %5s %9s %-8s %5s %6s %s\n",
+               jstr(l, "name", "?"), jstr(m, "state", "?"),
+               json_is_object(op) ? jstr(op, "name", "-") : "-", jstr(m, "network_type", "-"),
+               jstr(m, "registration", "-"), rsrp, sinr, amount,
                json_is_object(lt) ? jstr(lt, "state", "-") : "-", w, rtt,
                json_is_object(lp) ? jstr(lp, "state", "-") : "-");
     }
@@ -377,8 +379,7 @@ static const struct subcommand subcommands[] = {
      cmd_status},
     {"coverage", "export|import [--config FILE] ...",
      "export the coverage map as GeoJSON, or merge another map", cmd_coverage},
-    {"keygen", "FILE", "write a new private key (mode 0600), print its public key",
-     cmd_keygen},
+    {"keygen", "FILE", "write a new private key (mode 0600), print its public key", cmd_keygen},
     {"version", "", "print the version", cmd_version},
     {"help", "", "this text", cmd_help},
     {NULL, NULL, NULL, NULL},

@@ -209,8 +209,7 @@ static void step(struct recorder_engine *r)
         LOG_W("telemetry", "outbox: %s", err);
     } else if (rc == 1) {
         LOG_I("telemetry", "batch %llu cut", (unsigned long long)seq);
-        state_add_event(r->st, "telemetry", "batch", "batch %llu cut",
-                        (unsigned long long)seq);
+        state_add_event(r->st, "telemetry", "batch", "batch %llu cut", (unsigned long long)seq);
         uploader_kick(r->up);
     }
 }

@@ -189,10 +189,14 @@ json_t *render_status(struct state *st, const char *vehicle_id)
         json_t *e = json_object();
         json_object_set_new(e, "operator", json_string(a->op));
         bool dead = isfinite(a->dead_in_s);
-        json_object_set_new(e, "dead_zone_in_s", dead ? num_or_null(round_to(a->dead_in_s, 0.1)) : json_null());
-        json_object_set_new(e, "dead_zone_in_m", dead ? num_or_null(round(a->dead_in_m)) : json_null());
-        json_object_set_new(e, "dead_zone_lat", dead ? num_or_null(round_to(a->dead_lat, 1e-6)) : json_null());
-        json_object_set_new(e, "dead_zone_lon", dead ? num_or_null(round_to(a->dead_lon, 1e-6)) : json_null());
+        json_object_set_new(e, "dead_zone_in_s",
+                            dead ? num_or_null(round_to(a->dead_in_s, 0.1)) : json_null());
+        json_object_set_new(e, "dead_zone_in_m",
+                            dead ? num_or_null(round(a->dead_in_m)) : json_null());
+        json_object_set_new(e, "dead_zone_lat",
+                            dead ? num_or_null(round_to(a->dead_lat, 1e-6)) : json_null());
+        json_object_set_new(e, "dead_zone_lon",
+                            dead ? num_or_null(round_to(a->dead_lon, 1e-6)) : json_null());
         json_object_set_new(e, "quality_min", num_or_null(round_to(a->quality_min, 0.01)));
         json_object_set_new(e, "confidence", num_or_null(round_to(a->confidence, 0.01)));
         json_object_set_new(e, "trips", json_integer(a->trips));

@@ -12,7 +12,8 @@
 /* The probe object of issue #2: port, identity, sim, registration, operator, network_type,
  * band, tac, cell_id, signal, gnss, balance; null where the modem does not say. New ref. */
 json_t *render_modem_sample(const struct modem_sample *s);
-/* {"vehicle_id","uptime_s","links":[{name, interface, modem:{...}|null, samples}],"events":[...]} */
+/* {"vehicle_id","uptime_s","links":[{name, interface, modem:{...}|null, samples}],"events":[...]}
+ */
 json_t *render_status(struct state *st, const char *vehicle_id);
 
 #endif

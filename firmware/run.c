@@ -119,8 +119,10 @@ static int lock_data_dir(struct supervisor *sv, char *err, size_t errlen)
 static int start_modems(struct supervisor *sv)
 {
     const struct config *cfg = sv->cfg;
-    struct modem_callbacks cb = {
-        .ctx = sv, .sample = on_modem_sample, .event = on_modem_event, .power_cycle = on_modem_power_cycle};
+    struct modem_callbacks cb = {.ctx = sv,
+                                 .sample = on_modem_sample,
+                                 .event = on_modem_event,
+                                 .power_cycle = on_modem_power_cycle};
     unsigned started = 0;
     for (unsigned i = 0; i < cfg->nlinks; i++) {
         const struct cfg_link *l = &cfg->links[i];
@@ -239,8 +241,7 @@ int run_daemon(const struct config *cfg)
         LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks,
               cfg->tunnel.nhubs, cfg->tunnel.hubs[0]);
     }
-    if (cfg->telemetry.enabled &&
-        recorder_start(cfg, sv.st, &sv.recorder, err, sizeof err) != 0) {
+    if (cfg->telemetry.enabled && recorder_start(cfg, sv.st, &sv.recorder, err, sizeof err) != 0) {
         LOG_E("run", "%s", err);
         status = 1;
         goto stop;
@@ -254,8 +255,8 @@ int run_daemon(const struct config *cfg)
         status = 1;
         goto stop;
     }
-    if (control_start(cfg->control_socket, sv.st, cfg->vehicle_id, &sv.control, err,
-                      sizeof err) != 0) {
+    if (control_start(cfg->control_socket, sv.st, cfg->vehicle_id, &sv.control, err, sizeof err) !=
+        0) {
         /* The control socket is a convenience; the vehicle keeps working without it. */
         LOG_W("run", "%s; `corridor status` will not work", err);
     }

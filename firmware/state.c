@@ -117,8 +117,7 @@ uint64_t state_last_event_seq(struct state *st)
     return s;
 }
 
-void state_put_link_tunnel(struct state *st, unsigned link_index,
-                           const struct state_link_tunnel *t)
+void state_put_link_tunnel(struct state *st, unsigned link_index, const struct state_link_tunnel *t)
 {
     pthread_mutex_lock(&st->lock);
     if (link_index < st->nlinks)
@@ -140,8 +139,7 @@ void state_get_tunnel(struct state *st, struct state_tunnel *out)
     pthread_mutex_unlock(&st->lock);
 }
 
-void state_put_link_policy(struct state *st, unsigned link_index,
-                           const struct state_link_policy *p)
+void state_put_link_policy(struct state *st, unsigned link_index, const struct state_link_policy *p)
 {
     pthread_mutex_lock(&st->lock);
     if (link_index < st->nlinks)

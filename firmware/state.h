@@ -33,7 +33,7 @@ struct state_tunnel {
 struct state_link_policy {
     bool valid;
     double weight;
-    char state[24];   /* active, draining, disabled-predicted, disabled-live */
+    char state[24]; /* active, draining, disabled-predicted, disabled-live */
     char reason[200];
 };
 
@@ -60,20 +60,20 @@ struct link_state {
     char name[32];
     char interface[32];
     bool has_modem;
-    bool modem_valid;         /* at least one sample received */
+    bool modem_valid; /* at least one sample received */
     struct modem_sample modem;
-    uint64_t samples;         /* samples received for this link */
+    uint64_t samples; /* samples received for this link */
     struct state_link_tunnel tunnel;
     struct state_link_policy policy;
 };
 
 #define STATE_EVENTS 512
 struct state_event {
-    uint64_t seq;             /* increasing, for "events since" */
+    uint64_t seq; /* increasing, for "events since" */
     uint64_t wall_ms;
     uint64_t mono_ms;
-    char source[32];          /* link name or subsystem */
-    char kind[24];            /* "soft_reset", "vanished", ... */
+    char source[32]; /* link name or subsystem */
+    char kind[24];   /* "soft_reset", "vanished", ... */
     char text[224];
 };
 

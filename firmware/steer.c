@@ -161,9 +161,10 @@ static void step(struct steer *s)
                                     .lon = fix.lon,
                                     .speed_mps = fix.speed_kmh / 3.6,
                                     .track_deg = fix.track_deg,
-                                    .fix = fix.source == POSITION_SRC_GPSD    ? COV_FIX_GPSD
-                                           : fix.source == POSITION_SRC_MODEM ? COV_FIX_MODEM
-                                                                              : COV_FIX_DEAD_RECKONING,
+                                    .fix = fix.source == POSITION_SRC_GPSD ? COV_FIX_GPSD
+                                           : fix.source == POSITION_SRC_MODEM
+                                               ? COV_FIX_MODEM
+                                               : COV_FIX_DEAD_RECKONING,
                                     .net = cov_net_of(l->modem.net),
                                     .rsrp_dbm = l->modem.sig.rsrp_dbm,
                                     .rsrq_db = l->modem.sig.rsrq_db,
@@ -211,7 +212,8 @@ static void step(struct steer *s)
         in[i].sinr_db = l->has_modem ? l->modem.sig.sinr_db : NAN;
         in[i].net = l->has_modem ? policy_net_of(l->modem.net) : POLICY_NET_UNKNOWN;
         /* In flight drains in about one RTT (the tunnel keeps at most ~50 ms queued). */
-        in[i].drain_ms = l->tunnel.valid && !isnan(l->tunnel.srtt_ms) ? l->tunnel.srtt_ms + 50 : 500;
+        in[i].drain_ms =
+            l->tunnel.valid && !isnan(l->tunnel.srtt_ms) ? l->tunnel.srtt_ms + 50 : 500;
     }
     policy_decide(&s->pp, now, in, n, pp, npp, s->pst, out);
     double w[CFG_MAX_LINKS];

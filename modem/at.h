@@ -48,25 +48,25 @@ void at_framer_feed(struct at_framer *f, const void *data, size_t n, at_line_fn 
 /* ---- engine ---------------------------------------------------------------------------- */
 enum at_result {
     AT_RES_OK = 0,
-    AT_RES_ERROR,       /* ERROR */
-    AT_RES_CME_ERROR,   /* +CME ERROR: n (code in err_code, -1 if text) */
-    AT_RES_CMS_ERROR,   /* +CMS ERROR: n */
-    AT_RES_NO_CARRIER,  /* NO CARRIER / BUSY / NO ANSWER / NO DIALTONE */
-    AT_RES_TIMEOUT,     /* no final result within the timeout */
-    AT_RES_IO,          /* port error or vanished */
-    AT_RES_CANCELLED,   /* the cancel flag (at_set_cancel) was raised: the owner is stopping */
+    AT_RES_ERROR,      /* ERROR */
+    AT_RES_CME_ERROR,  /* +CME ERROR: n (code in err_code, -1 if text) */
+    AT_RES_CMS_ERROR,  /* +CMS ERROR: n */
+    AT_RES_NO_CARRIER, /* NO CARRIER / BUSY / NO ANSWER / NO DIALTONE */
+    AT_RES_TIMEOUT,    /* no final result within the timeout */
+    AT_RES_IO,         /* port error or vanished */
+    AT_RES_CANCELLED,  /* the cancel flag (at_set_cancel) was raised: the owner is stopping */
 };
 const char *at_result_name(enum at_result r);
 
 #define AT_RESP_MAX_LINES 32
 struct at_response {
     enum at_result result;
-    int err_code;                        /* CME/CMS code, -1 if none/text */
-    char err_text[64];                   /* "+CME ERROR: SIM not inserted" text form */
+    int err_code;      /* CME/CMS code, -1 if none/text */
+    char err_text[64]; /* "+CME ERROR: SIM not inserted" text form */
     unsigned nlines;
     const char *lines[AT_RESP_MAX_LINES]; /* information lines, echo removed; point into buf */
     char buf[4096];
-    bool overflow;                       /* more lines or bytes than fit (rest dropped) */
+    bool overflow; /* more lines or bytes than fit (rest dropped) */
 };
 
 /* URC handler, called from inside at_command()/at_wait_urc() on the modem's own thread. */

@@ -38,10 +38,10 @@ const char *modem_reg_name(enum modem_reg r);
 enum modem_sim {
     MODEM_SIM_UNKNOWN = 0,
     MODEM_SIM_READY,
-    MODEM_SIM_PIN,     /* SIM PIN / PIN2 required */
-    MODEM_SIM_PUK,     /* SIM PUK / PUK2 required */
-    MODEM_SIM_ABSENT,  /* +CME ERROR: 10 / SIM not inserted */
-    MODEM_SIM_ERROR,   /* SIM failure / busy / other */
+    MODEM_SIM_PIN,    /* SIM PIN / PIN2 required */
+    MODEM_SIM_PUK,    /* SIM PUK / PUK2 required */
+    MODEM_SIM_ABSENT, /* +CME ERROR: 10 / SIM not inserted */
+    MODEM_SIM_ERROR,  /* SIM failure / busy / other */
 };
 /* "unknown","ready","pin","puk","absent","error" */
 const char *modem_sim_name(enum modem_sim s);
@@ -69,7 +69,7 @@ struct modem_identity {
 
 /* Signal values; NAN when the modem does not report them for the current radio. */
 struct modem_signal {
-    int csq;         /* 0..31, 99 = unknown, -1 = not polled */
+    int csq; /* 0..31, 99 = unknown, -1 = not polled */
     double rssi_dbm;
     double rsrp_dbm;
     double rsrq_db;
@@ -79,9 +79,9 @@ struct modem_signal {
 };
 
 struct modem_gnss {
-    bool valid;       /* a CGPSINFO (or QGPSLOC) reply was parsed */
+    bool valid; /* a CGPSINFO (or QGPSLOC) reply was parsed */
     bool fix;
-    double lat, lon;  /* decimal degrees, WGS84 */
+    double lat, lon; /* decimal degrees, WGS84 */
     double alt_m;
     double speed_kmh;
     double course_deg; /* NAN when the modem leaves it empty */
@@ -90,10 +90,10 @@ struct modem_gnss {
 };
 
 struct modem_balance {
-    bool valid;          /* a USSD answer was received */
-    bool amount_valid;   /* an amount could be parsed out of the text */
+    bool valid;        /* a USSD answer was received */
+    bool amount_valid; /* an amount could be parsed out of the text */
     double amount;
-    char raw[320];       /* decoded text, UTF-8 */
+    char raw[320]; /* decoded text, UTF-8 */
     uint64_t mono_ms;
 };
 
@@ -111,19 +111,19 @@ struct modem_sample {
     char mcc[4];
     char mnc[4];
     enum modem_net net;
-    char band[32];       /* e.g. "EUTRAN-BAND3" */
-    long tac;            /* tracking/location area code, -1 unknown */
-    long long cell_id;   /* -1 unknown */
-    long channel;        /* EARFCN/UARFCN/ARFCN, -1 unknown */
-    long pci;            /* physical cell id / PSC, -1 unknown */
+    char band[32];     /* e.g. "EUTRAN-BAND3" */
+    long tac;          /* tracking/location area code, -1 unknown */
+    long long cell_id; /* -1 unknown */
+    long channel;      /* EARFCN/UARFCN/ARFCN, -1 unknown */
+    long pci;          /* physical cell id / PSC, -1 unknown */
     struct modem_signal sig;
     struct modem_gnss gnss;
     struct modem_balance balance;
-    char netif[32];      /* network interface matched through sysfs, "" if none */
-    uint32_t timeouts;   /* commands that timed out since start */
+    char netif[32];    /* network interface matched through sysfs, "" if none */
+    uint32_t timeouts; /* commands that timed out since start */
     uint32_t soft_resets;
     uint32_t power_cycles;
-    uint32_t vanished;   /* times the port disappeared */
+    uint32_t vanished; /* times the port disappeared */
 };
 
 /* Reset a sample to "nothing known" (NANs, -1s, empty strings). */
@@ -137,10 +137,10 @@ enum modem_event_kind {
     MODEM_EV_TIMEOUT,      /* command timed out / garbage */
     MODEM_EV_SOFT_RESET,
     MODEM_EV_POWER_CYCLE,
-    MODEM_EV_VANISHED,     /* port disappeared */
-    MODEM_EV_RETURNED,     /* port came back */
-    MODEM_EV_BALANCE,      /* new USSD balance */
-    MODEM_EV_SIM,          /* SIM state changed */
+    MODEM_EV_VANISHED, /* port disappeared */
+    MODEM_EV_RETURNED, /* port came back */
+    MODEM_EV_BALANCE,  /* new USSD balance */
+    MODEM_EV_SIM,      /* SIM state changed */
 };
 const char *modem_event_name(enum modem_event_kind k);
 
@@ -156,19 +156,19 @@ struct modem_callbacks {
 
 struct modem_config {
     char link[32];
-    char port[256];            /* /dev/serial/by-id/... (or the simulator's pty symlink) */
-    int baud;                  /* default 115200 */
-    char apn[100];             /* "" = leave the modem's data profile alone */
-    char balance_ussd[32];     /* "" = no balance polling */
-    char netif[32];            /* expected interface (config), used if sysfs matching fails */
-    bool gnss;                 /* poll modem GNSS */
-    unsigned cmd_timeout_ms;   /* default 3000 */
-    unsigned signal_period_ms; /* default 1000 */
-    unsigned reg_period_ms;    /* default 10000 */
-    unsigned balance_period_s; /* default 14400 (4 h) */
-    unsigned hung_after;       /* consecutive failed polls before recovery, default 3 */
+    char port[256];             /* /dev/serial/by-id/... (or the simulator's pty symlink) */
+    int baud;                   /* default 115200 */
+    char apn[100];              /* "" = leave the modem's data profile alone */
+    char balance_ussd[32];      /* "" = no balance polling */
+    char netif[32];             /* expected interface (config), used if sysfs matching fails */
+    bool gnss;                  /* poll modem GNSS */
+    unsigned cmd_timeout_ms;    /* default 3000 */
+    unsigned signal_period_ms;  /* default 1000 */
+    unsigned reg_period_ms;     /* default 10000 */
+    unsigned balance_period_s;  /* default 14400 (4 h) */
+    unsigned hung_after;        /* consecutive failed polls before recovery, default 3 */
     unsigned recover_settle_ms; /* wait after a reset before re-detecting, default 2000 */
-    char sysfs_root[128];      /* "" = "/sys"; tests point at a fixture tree */
+    char sysfs_root[128];       /* "" = "/sys"; tests point at a fixture tree */
 };
 /* Fill defaults into a zeroed config (keeps fields already set). */
 void modem_config_defaults(struct modem_config *c);

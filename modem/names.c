@@ -7,15 +7,15 @@
 
 const char *modem_net_name(enum modem_net n)
 {
-    static const char *const names[] = {"none",   "gsm",    "wcdma",    "lte",
-                                        "lte-m",  "nb-iot", "nr5g-nsa", "nr5g-sa"};
+    static const char *const names[] = {"none",  "gsm",    "wcdma",    "lte",
+                                        "lte-m", "nb-iot", "nr5g-nsa", "nr5g-sa"};
     return (unsigned)n < ARRAY_LEN(names) ? names[n] : "none";
 }
 
 const char *modem_reg_name(enum modem_reg r)
 {
-    static const char *const names[] = {"unknown",   "not_registered", "home",
-                                        "roaming",   "searching",      "denied"};
+    static const char *const names[] = {"unknown", "not_registered", "home",
+                                        "roaming", "searching",      "denied"};
     return (unsigned)r < ARRAY_LEN(names) ? names[r] : "unknown";
 }
 
@@ -33,10 +33,9 @@ const char *modem_state_name(enum modem_state s)
 
 const char *modem_event_name(enum modem_event_kind k)
 {
-    static const char *const names[] = {"detected",    "ready",    "registered",
-                                        "unregistered", "timeout", "soft_reset",
-                                        "power_cycle",  "vanished", "returned",
-                                        "balance",      "sim"};
+    static const char *const names[] = {"detected", "ready",      "registered",  "unregistered",
+                                        "timeout",  "soft_reset", "power_cycle", "vanished",
+                                        "returned", "balance",    "sim"};
     return (unsigned)k < ARRAY_LEN(names) ? names[k] : "unknown";
 }
 

@@ -13,8 +13,8 @@
 /* ---- signal ---------------------------------------------------------------------------- */
 /* "+CSQ: <rssi>,<ber>". rssi 0..31 -> -113 + 2*rssi dBm, 99 -> NAN. */
 struct at_csq {
-    int rssi;       /* raw 0..31 or 99 */
-    int ber;        /* raw 0..7 or 99 */
+    int rssi;        /* raw 0..31 or 99 */
+    int ber;         /* raw 0..7 or 99 */
     double rssi_dbm; /* NAN when 99 */
 };
 int at_parse_csq(const char *line, struct at_csq *out);
@@ -31,12 +31,12 @@ int at_parse_cesq(const char *line, struct at_cesq *out);
 enum at_reg_kind { AT_REG_CREG, AT_REG_CGREG, AT_REG_CEREG, AT_REG_C5GREG };
 struct at_reg {
     enum at_reg_kind kind;
-    int n;          /* -1 if absent (URC form) */
+    int n; /* -1 if absent (URC form) */
     int stat;
     enum modem_reg reg;
-    long lac;       /* -1 if absent */
-    long long ci;   /* -1 if absent */
-    int act;        /* -1 if absent */
+    long lac;     /* -1 if absent */
+    long long ci; /* -1 if absent */
+    int act;      /* -1 if absent */
 };
 int at_parse_reg(const char *line, struct at_reg *out);
 /* Best registration among the domains that apply to the current radio (CS/PS/EPS/5GS):
@@ -47,11 +47,11 @@ enum modem_reg at_reg_best(enum modem_reg a, enum modem_reg b);
 /* "+COPS: mode[,format,oper[,act]]". format 0/1 = name, 2 = numeric "25001". */
 struct at_cops {
     int mode;
-    int format;      /* -1 if absent */
-    char oper[64];   /* as given, unquoted */
-    char mcc[4];     /* filled when format is numeric */
+    int format;    /* -1 if absent */
+    char oper[64]; /* as given, unquoted */
+    char mcc[4];   /* filled when format is numeric */
     char mnc[4];
-    int act;         /* -1 if absent */
+    int act; /* -1 if absent */
 };
 int at_parse_cops(const char *line, struct at_cops *out);
 
@@ -62,13 +62,13 @@ int at_parse_cops(const char *line, struct at_cops *out);
  * chosen by magnitude. TAC/LAC is hex, cell id decimal. */
 struct at_cell {
     enum modem_net net;
-    bool online;         /* operation mode "Online" */
+    bool online; /* operation mode "Online" */
     char mcc[4], mnc[4];
-    long tac;            /* -1 */
-    long long cell_id;   /* -1 */
-    long pci;            /* -1 */
-    long channel;        /* -1 */
-    char band[32];       /* "EUTRAN-BAND3", "WCDMA IMT 2000", "DCS 1800", ... "" if absent */
+    long tac;          /* -1 */
+    long long cell_id; /* -1 */
+    long pci;          /* -1 */
+    long channel;      /* -1 */
+    char band[32];     /* "EUTRAN-BAND3", "WCDMA IMT 2000", "DCS 1800", ... "" if absent */
     double rsrp_dbm, rsrq_db, rssi_dbm, sinr_db, rscp_dbm, ecio_db; /* NAN when absent */
 };
 int at_parse_cpsi(const char *line, struct at_cell *out);
@@ -104,9 +104,9 @@ int at_parse_qgpsloc(const char *line, struct modem_gnss *out);
  * them with "\n"). The text is decoded by dcs: GSM-7 text as-is, packed GSM-7 hex, UCS2 hex
  * (dcs 72 / 0x48 and the 8-bit alphabet forms), into UTF-8. */
 struct at_cusd {
-    int m;            /* 0 = no further action, 1 = further action, 2 = terminated, ... */
-    int dcs;          /* -1 if absent */
-    char text[320];   /* UTF-8 */
+    int m;          /* 0 = no further action, 1 = further action, 2 = terminated, ... */
+    int dcs;        /* -1 if absent */
+    char text[320]; /* UTF-8 */
 };
 int at_parse_cusd(const char *line, struct at_cusd *out);
 /* Find the balance amount in an operator's free text ("Balance: 123.45 rub", "Ваш баланс

@@ -42,7 +42,7 @@ static int t_pass, t_fail;
 #define CHECK_STR(a, b)                                                                            \
     do {                                                                                           \
         const char *sa_ = (a), *sb_ = (b);                                                         \
-        CHECK_MSG(sa_ && sb_ && strcmp(sa_, sb_) == 0, "%s = \"%s\", expected \"%s\"", #a,         \
+        CHECK_MSG(sa_ &&sb_ &&strcmp(sa_, sb_) == 0, "%s = \"%s\", expected \"%s\"", #a,           \
                   sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                                     \
     } while (0)
 

@@ -5,7 +5,7 @@
 
 #include <pthread.h>
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 20000
 
 static struct bqueue *q;

@@ -19,7 +19,7 @@ static void bad(const char *json, const char *want)
 }
 
 #define MIN_HEAD "{\"vehicle_id\":\"v1\",\"data_dir\":\"/tmp/x\",\"links\":["
-#define LINK_OK "{\"name\":\"a\",\"interface\":\"usb0\"}"
+#define LINK_OK  "{\"name\":\"a\",\"interface\":\"usb0\"}"
 
 int main(void)
 {
@@ -50,7 +50,8 @@ int main(void)
     CHECK_INT(cfg.log.level, LOGL_INFO);
 
     /* Optional sections present. */
-    CHECK_INT(parse(MIN_HEAD LINK_OK "],\"dashboard\":{\"listen\":\"0.0.0.0:8080\"},"
+    CHECK_INT(parse(MIN_HEAD LINK_OK
+                    "],\"dashboard\":{\"listen\":\"0.0.0.0:8080\"},"
                     "\"telemetry\":{\"batch_seconds\":600,\"upload_url\":\"https://c.example/u\","
                     "\"quota_mb\":512},\"log\":{\"level\":\"debug\"},"
                     "\"tunnel\":{\"hubs\":[\"198.51.100.7:5555\",\"[2001:db8::1]:5555\"],"
@@ -74,41 +75,52 @@ int main(void)
         "data_dir: \"rel/dir\": must be an absolute path");
     bad("{\"vehicle_id\":\"v\",\"data_dir\":\"/x\"}", "links: missing (required)");
     bad(MIN_HEAD "]}", "links: must list at least one link");
-    bad("{\"vehicle_id\":\"v\",\"data_dir\":\"/x\",\"links\":{}}", "links: must be an array, got an object");
+    bad("{\"vehicle_id\":\"v\",\"data_dir\":\"/x\",\"links\":{}}",
+        "links: must be an array, got an object");
     bad(MIN_HEAD LINK_OK ",{\"name\":\"b\",\"interface\":\"usb1\",\"modem\":{\"port\":\"/dev/x\","
-                 "\"baud\":12345}}]}",
+                         "\"baud\":12345}}]}",
         "links[1].modem.baud: 12345 is not a standard modem rate");
-    bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"modem\":{\"port\":\"/dev/x\",\"baud\":\"fast\"}}]}",
+    bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"modem\":{\"port\":\"/dev/"
+                 "x\",\"baud\":\"fast\"}}]}",
         "links[0].modem.baud: must be an integer in 300..4000000, got a string");
     bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"modem\":{}}]}",
         "links[0].modem.port: missing (required)");
     bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"modem\":{\"port\":\"ttyUSB2\"}}]}",
         "links[0].modem.port: \"ttyUSB2\": must be an absolute path");
-    bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"modem\":{\"port\":\"/dev/x\",\"balance_ussd\":\"100\"}}]}",
+    bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"modem\":{\"port\":\"/dev/"
+                 "x\",\"balance_ussd\":\"100\"}}]}",
         "links[0].modem.balance_ussd: \"100\": a USSD code ends with '#'");
     bad(MIN_HEAD LINK_OK "," LINK_OK "]}", "links[1].name: \"a\" is already the name of links[0]");
     bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"modem\":{\"port\":\"/dev/x\"}},"
                  "{\"name\":\"b\",\"interface\":\"usb1\",\"modem\":{\"port\":\"/dev/x\"}}]}",
         "links[1].modem: port \"/dev/x\" is already used by links[0]");
-    bad(MIN_HEAD "{\"name\":\"a b\",\"interface\":\"usb0\"}]}", "links[0].name: \"a b\": only letters");
-    bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"speed\":1}]}", "links[0].speed: unknown key");
+    bad(MIN_HEAD "{\"name\":\"a b\",\"interface\":\"usb0\"}]}",
+        "links[0].name: \"a b\": only letters");
+    bad(MIN_HEAD "{\"name\":\"a\",\"interface\":\"usb0\",\"speed\":1}]}",
+        "links[0].speed: unknown key");
     bad(MIN_HEAD LINK_OK "],\"dashbord\":{}}", "dashbord: unknown key");
     bad(MIN_HEAD LINK_OK "],\"log\":{\"level\":\"loud\"}}", "log.level: \"loud\": must be error");
-    bad(MIN_HEAD LINK_OK "],\"dashboard\":{\"listen\":\"0.0.0.0\"}}", "dashboard.listen: \"0.0.0.0\": must be host:port");
-    bad(MIN_HEAD LINK_OK "],\"dashboard\":{\"listen\":\"0.0.0.0:70000\"}}", "port must be 1..65535");
+    bad(MIN_HEAD LINK_OK "],\"dashboard\":{\"listen\":\"0.0.0.0\"}}",
+        "dashboard.listen: \"0.0.0.0\": must be host:port");
+    bad(MIN_HEAD LINK_OK "],\"dashboard\":{\"listen\":\"0.0.0.0:70000\"}}",
+        "port must be 1..65535");
     bad(MIN_HEAD LINK_OK "],\"telemetry\":{\"upload_url\":\"ftp://x\"}}", "telemetry.upload_url");
-    bad(MIN_HEAD LINK_OK "],\"telemetry\":{\"batch_seconds\":1}}", "telemetry.batch_seconds: must be in 10..86400, got 1");
+    bad(MIN_HEAD LINK_OK "],\"telemetry\":{\"batch_seconds\":1}}",
+        "telemetry.batch_seconds: must be in 10..86400, got 1");
     bad(MIN_HEAD LINK_OK "],\"tunnel\":{}}", "tunnel.hubs: missing");
     bad(MIN_HEAD LINK_OK "],\"tunnel\":{\"hubs\":[\"h:1\"],\"private_key_file\":\"/k\","
                          "\"hub_public_key\":\"short\",\"address\":\"10.0.0.2/16\"}}",
         "tunnel.hub_public_key: must be a base64 X25519 public key");
-    bad(MIN_HEAD LINK_OK "],\"tunnel\":{\"hubs\":[\"nohostport\"]}}", "tunnel.hubs[0]: \"nohostport\": must be host:port");
+    bad(MIN_HEAD LINK_OK "],\"tunnel\":{\"hubs\":[\"nohostport\"]}}",
+        "tunnel.hubs[0]: \"nohostport\": must be host:port");
     bad("{\"vehicle_id\":\"v\",", "t.json: line 1 column");
     bad("[1,2]", "(top level): must be a JSON object, got an array");
     bad("{\"vehicle_id\":\"v\",\"vehicle_id\":\"w\"}", "duplicate");
     CHECK_INT(parse(MIN_HEAD LINK_OK "]}"), 0);
     CHECK_STR(cfg.board.power, "none");
-    CHECK_INT(parse(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"sim\",\"sim_control\":\"/tmp/s.sock\"}}"), 0);
+    CHECK_INT(
+        parse(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"sim\",\"sim_control\":\"/tmp/s.sock\"}}"),
+        0);
     CHECK_STR(cfg.board.power, "sim");
     CHECK_STR(cfg.board.sim_control, "/tmp/s.sock");
     bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"gpio\"}}", "board.power: \"gpio\": must be");
@@ -120,8 +132,10 @@ int main(void)
     CHECK_STR(cfg.position.gpsd_port, "2947");
     CHECK(cfg.coverage.enabled);
     CHECK_NEAR(cfg.coverage.cell_m, 50, 1e-9);
-    CHECK_INT(parse(MIN_HEAD LINK_OK "],\"position\":{\"gpsd\":\"10.0.0.5:2948\",\"dead_reckoning_max_s\":30},"
-                    "\"coverage\":{\"cell_m\":100,\"horizon_s\":90}}"), 0);
+    CHECK_INT(parse(MIN_HEAD LINK_OK
+                    "],\"position\":{\"gpsd\":\"10.0.0.5:2948\",\"dead_reckoning_max_s\":30},"
+                    "\"coverage\":{\"cell_m\":100,\"horizon_s\":90}}"),
+              0);
     CHECK_STR(cfg.position.gpsd_host, "10.0.0.5");
     CHECK_STR(cfg.position.gpsd_port, "2948");
     CHECK_INT(cfg.position.dr_max_gap_s, 30);
@@ -129,9 +143,12 @@ int main(void)
     CHECK_NEAR(cfg.coverage.horizon_s, 90, 1e-9);
     CHECK_INT(parse(MIN_HEAD LINK_OK "],\"position\":{\"gpsd\":\"\"}}"), 0);
     CHECK_STR(cfg.position.gpsd_host, "");
-    bad(MIN_HEAD LINK_OK "],\"position\":{\"gpsd\":\"nohost\"}}", "position.gpsd: \"nohost\": must be host:port");
-    bad(MIN_HEAD LINK_OK "],\"coverage\":{\"cell_m\":1}}", "coverage.cell_m: must be in 5..1000, got 1");
-    bad(MIN_HEAD LINK_OK "],\"coverage\":{\"cell_m\":\"big\"}}", "coverage.cell_m: must be a number");
+    bad(MIN_HEAD LINK_OK "],\"position\":{\"gpsd\":\"nohost\"}}",
+        "position.gpsd: \"nohost\": must be host:port");
+    bad(MIN_HEAD LINK_OK "],\"coverage\":{\"cell_m\":1}}",
+        "coverage.cell_m: must be in 5..1000, got 1");
+    bad(MIN_HEAD LINK_OK "],\"coverage\":{\"cell_m\":\"big\"}}",
+        "coverage.cell_m: must be a number");
 
     /* Seventeen links is one too many. */
     char big[4096] = MIN_HEAD;
@@ -146,7 +163,8 @@ int main(void)
     /* File-level errors. */
     CHECK_INT(config_load("/nonexistent/corridor.json", &cfg, err, sizeof err), -1);
     CHECK(strstr(err, "/nonexistent/corridor.json: cannot open") != NULL);
-    CHECK_INT(config_load(CORRIDOR_SOURCE_DIR "/docs/examples/corridor.json", &cfg, err, sizeof err), 0);
+    CHECK_INT(
+        config_load(CORRIDOR_SOURCE_DIR "/docs/examples/corridor.json", &cfg, err, sizeof err), 0);
     CHECK_INT(cfg.nlinks, 3);
     return test_summary();
 }
