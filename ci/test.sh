@@ -54,7 +54,14 @@ build() { # build <dir> <cmake args...> [-- ninja targets...]
 for s in $STAGES; do
 case $s in
 1)
-    note "stage 1: native build + all tests"
+    note "stage 1: format check, native build + all tests"
+    # shellcheck disable=SC2046
+    if clang-format --dry-run -Werror $(git ls-files '*.c' '*.h') > "$OUT/format.log" 2>&1; then
+        total_pass=$((total_pass+1))
+    else
+        echo "format: files differ from .clang-format:"; grep -oE '^[^:]+\.[ch]' "$OUT/format.log" | sort -u
+        total_fail=$((total_fail+1)); failed_stages="$failed_stages format"
+    fi
     if build build/native -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
         run_ctest native build/native
     else failed_stages="$failed_stages native-build"; total_fail=$((total_fail+1)); fi
