@@ -6,14 +6,14 @@
 #      netlab (network namespaces; needs root)
 #   2. ASan+UBSan build + unit/sim/fuzzreg tests
 #   3. TSan build + the threaded tests
-#   4. libFuzzer build (clang) + every fuzz target for FUZZ_SECONDS (default 30) each
+#   4. libFuzzer build (clang) + every fuzz target for FUZZ_SECONDS (default 20) each
 #   5. arm64 cross build (gcc-aarch64-linux-gnu) + unit tests under qemu-aarch64
 # Environment: STAGES="1 2 3 4 5" to pick stages, FUZZ_SECONDS, JOBS, CORRIDOR_SKIP_SETUP=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 STAGES=${STAGES:-"1 2 3 4 5"}
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 JOBS=${JOBS:-$(nproc)}
 OUT=${OUT:-$ROOT/build/ci}
 mkdir -p "$OUT"

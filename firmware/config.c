@@ -434,15 +434,23 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     if (v->failed)
         return -1;
     if ((j = get_obj(v, "", root, "dashboard"))) {
-        static const char *const keys[] = {"listen", NULL};
+        static const char *const keys[] = {"listen", "password_hash", "read_only_public", NULL};
         if (check_keys(v, "dashboard", j, keys))
             return -1;
         c->dashboard.enabled = true;
+        c->dashboard.read_only_public = true;
         str_copy(c->dashboard.listen, "127.0.0.1:8080", sizeof c->dashboard.listen);
         if (get_str(v, "dashboard", j, "listen", false, c->dashboard.listen,
                     sizeof c->dashboard.listen) ||
-            check_hostport(v, "dashboard.listen", c->dashboard.listen))
+            check_hostport(v, "dashboard.listen", c->dashboard.listen) ||
+            get_str(v, "dashboard", j, "password_hash", false, c->dashboard.password_hash,
+                    sizeof c->dashboard.password_hash) ||
+            get_bool(v, "dashboard", j, "read_only_public", &c->dashboard.read_only_public))
             return -1;
+        if (c->dashboard.password_hash[0] &&
+            strncmp(c->dashboard.password_hash, "$argon2id$", 10) != 0)
+            return fail(v, "dashboard.password_hash",
+                        "must be an argon2id hash as printed by `corridor passwd`");
     }
     if (v->failed)
         return -1;

@@ -48,6 +48,8 @@ struct cfg_tunnel {
 struct cfg_dashboard {
     bool enabled;
     char listen[64];
+    char password_hash[128]; /* argon2id string from `corridor passwd`; "" = no admin actions */
+    bool read_only_public;   /* read-only views without login (default true: the crew LAN) */
 };
 
 struct cfg_telemetry {
