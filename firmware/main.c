@@ -3,6 +3,7 @@
 #include "common/common.h"
 #include "firmware/config.h"
 #include "firmware/control.h"
+#include "firmware/http.h"
 #include "firmware/render.h"
 #include "firmware/run.h"
 #include "modem/modem.h"
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/corridor/corridor.json"
@@ -358,6 +360,54 @@ static int cmd_coverage(int argc, char **argv)
     return rc;
 }
 
+/* corridor passwd: read a password (twice, without echo when on a terminal) and print the
+ * argon2id hash for "dashboard": {"password_hash": ...}. */
+static int cmd_passwd(int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "usage: %s passwd   (reads the password from standard input)\n", prog);
+        return 2;
+    }
+    char pw[2][256];
+    struct termios saved;
+    bool tty = tcgetattr(STDIN_FILENO, &saved) == 0;
+    for (int k = 0; k < (tty ? 2 : 1); k++) {
+        if (tty) {
+            fprintf(stderr, k ? "again: " : "dashboard password: ");
+            struct termios quiet = saved;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        }
+        char *got = fgets(pw[k], sizeof pw[k], stdin);
+        if (tty) {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+            fputc('\n', stderr);
+        }
+        if (!got) {
+            fprintf(stderr, "%s passwd: no password given\n", prog);
+            return 1;
+        }
+        pw[k][strcspn(pw[k], "\r\n")] = '\0';
+    }
+    if (tty && strcmp(pw[0], pw[1]) != 0) {
+        fprintf(stderr, "%s passwd: the two passwords differ\n", prog);
+        return 1;
+    }
+    if (strlen(pw[0]) < 8) {
+        fprintf(stderr, "%s passwd: use at least 8 characters\n", prog);
+        return 1;
+    }
+    char hash[crypto_pwhash_STRBYTES];
+    int rc = http_hash_password(pw[0], hash);
+    sodium_memzero(pw, sizeof pw);
+    if (rc != 0) {
+        fprintf(stderr, "%s passwd: hashing failed (out of memory?)\n", prog);
+        return 1;
+    }
+    puts(hash);
+    return 0;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     printf("corridor %s\n", CORRIDOR_VERSION);
@@ -379,6 +429,7 @@ static const struct subcommand subcommands[] = {
      cmd_status},
     {"coverage", "export|import [--config FILE] ...",
      "export the coverage map as GeoJSON, or merge another map", cmd_coverage},
+    {"passwd", "", "hash a dashboard password (argon2id) for the config", cmd_passwd},
     {"keygen", "FILE", "write a new private key (mode 0600), print its public key", cmd_keygen},
     {"version", "", "print the version", cmd_version},
     {"help", "", "this text", cmd_help},

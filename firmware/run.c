@@ -4,6 +4,7 @@
  *   main thread      supervisor: signals (sigtimedwait), 1 s housekeeping, start/stop order
  *   modem-<link>     one per configured modem (modem/), owned through struct modem
  *   control          the Unix control socket (firmware/control.c)
+ *   http (MHD pool)  dashboard, JSON API, /metrics (firmware/http.c), when "dashboard" is set
  *   agg-client       the tunnel data plane (agg/), when "tunnel" is configured
  *   steer            1 Hz: position, coverage map, prediction, weights (firmware/steer.c)
  *   position         gpsd client (telemetry/), owned by steer
@@ -16,6 +17,7 @@
 #include "firmware/tunnel.h"
 #include "firmware/steer.h"
 #include "firmware/recorder.h"
+#include "firmware/http.h"
 #include "modem/modem.h"
 #include "board/board.h"
 
@@ -39,6 +41,7 @@ struct supervisor {
     struct tunnel *tunnel;
     struct steer *steer;
     struct recorder_engine *recorder;
+    struct http *http;
     int lockfd;
 };
 
@@ -70,6 +73,49 @@ static int on_modem_power_cycle(void *ctx, const char *link)
         return -1;
     }
     return 0;
+}
+
+/* ---- admin actions from the dashboard: they only queue work and return ---------------------- */
+
+static int link_index(const struct supervisor *sv, const char *link)
+{
+    for (unsigned i = 0; i < sv->cfg->nlinks; i++)
+        if (strcmp(sv->cfg->links[i].name, link) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int act_link_set_enabled(void *ctx, const char *link, bool enabled, char *err, size_t errlen)
+{
+    struct supervisor *sv = ctx;
+    int i = link_index(sv, link);
+    if (i < 0 || steer_force_off(sv->steer, (unsigned)i, !enabled) != 0) {
+        snprintf(err, errlen, "no link named \"%s\"", link);
+        return -1;
+    }
+    return 0;
+}
+
+static struct modem *modem_of(struct supervisor *sv, const char *link, char *err, size_t errlen)
+{
+    int i = link_index(sv, link);
+    if (i < 0 || !sv->modems[i]) {
+        snprintf(err, errlen, i < 0 ? "no link named \"%s\"" : "link \"%s\" has no modem", link);
+        return NULL;
+    }
+    return sv->modems[i];
+}
+
+static int act_modem_reset(void *ctx, const char *link, char *err, size_t errlen)
+{
+    struct modem *m = modem_of(ctx, link, err, errlen);
+    return m ? modem_request_reset(m) : -1;
+}
+
+static int act_modem_balance(void *ctx, const char *link, char *err, size_t errlen)
+{
+    struct modem *m = modem_of(ctx, link, err, errlen);
+    return m ? modem_request_balance(m) : -1;
 }
 
 /* mkdir -p for data_dir */
@@ -184,8 +230,6 @@ static void announce_sections(const struct config *cfg)
         LOG_I("run", "tunnel: no \"tunnel\" section, off (monitor only)");
     if (!cfg->dashboard.enabled)
         LOG_I("run", "dashboard: no \"dashboard\" section, off");
-    else
-        LOG_W("run", "dashboard: configured, but this build has no dashboard yet; off");
     if (!cfg->telemetry.enabled)
         LOG_I("run", "telemetry: no \"telemetry\" section, off");
 }
@@ -255,6 +299,21 @@ int run_daemon(const struct config *cfg)
         status = 1;
         goto stop;
     }
+    if (cfg->dashboard.enabled) {
+        struct http_actions ha = {.ctx = &sv,
+                                  .link_set_enabled = act_link_set_enabled,
+                                  .modem_reset = act_modem_reset,
+                                  .modem_balance = act_modem_balance,
+                                  .password_hash = cfg->dashboard.password_hash,
+                                  .read_only_require_login = !cfg->dashboard.read_only_public};
+        if (http_start(cfg, sv.st, &ha, &sv.http, err, sizeof err) != 0) {
+            /* The crew loses the page, the passengers keep their uplink. */
+            LOG_E("run", "dashboard: %s", err);
+            state_add_event(sv.st, "dashboard", "error", "%s", err);
+        } else {
+            LOG_I("run", "dashboard: http://%s/", cfg->dashboard.listen);
+        }
+    }
     if (control_start(cfg->control_socket, sv.st, cfg->vehicle_id, &sv.control, err, sizeof err) !=
         0) {
         /* The control socket is a convenience; the vehicle keeps working without it. */
@@ -275,6 +334,7 @@ int run_daemon(const struct config *cfg)
 
 stop:;
     uint64_t t0 = mono_ms();
+    http_stop(sv.http);
     control_stop(sv.control);
     stop_modems(&sv);
     steer_stop(sv.steer);

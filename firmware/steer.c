@@ -20,6 +20,7 @@ struct steer {
     struct coverage_map *map;
     pthread_t thread;
     bool stop;
+    bool forced_off[CFG_MAX_LINKS]; /* admin override, written by HTTP threads (atomics) */
     /* thread-owned */
     uint32_t trip;
     uint64_t moving_ms; /* last time the vehicle moved */
@@ -222,6 +223,15 @@ static void step(struct steer *s)
         struct state_link_policy lp = {.valid = true, .weight = out[i].weight};
         str_copy(lp.state, policy_state_name(out[i].state), sizeof lp.state);
         str_copy(lp.reason, out[i].reason, sizeof lp.reason);
+        if (__atomic_load_n(&s->forced_off[i], __ATOMIC_ACQUIRE)) {
+            /* The policy keeps judging (its memory stays current); only its weight is
+             * overridden, so giving the link back resumes from the live situation. */
+            w[i] = 0.0;
+            lp.weight = 0.0;
+            str_copy(lp.state, "disabled-admin", sizeof lp.state);
+            snprintf(lp.reason, sizeof lp.reason, "%s: disabled by an operator (dashboard)",
+                     s->links[i].name);
+        }
         state_put_link_policy(s->st, i, &lp);
         if (out[i].changed) {
             state_add_event(s->st, s->links[i].name, "policy", "%s", out[i].reason);
@@ -247,6 +257,14 @@ static void step(struct steer *s)
         }
     }
     state_put_position(s->st, &sp);
+}
+
+int steer_force_off(struct steer *s, unsigned link_index, bool forced_off)
+{
+    if (!s || link_index >= CFG_MAX_LINKS || link_index >= s->cfg->nlinks)
+        return -1;
+    __atomic_store_n(&s->forced_off[link_index], forced_off, __ATOMIC_RELEASE);
+    return 0;
 }
 
 static void *steer_thread(void *arg)

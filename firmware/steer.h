@@ -21,6 +21,9 @@ struct steer;
 int steer_start(const struct config *cfg, struct state *st, struct tunnel *tunnel,
                 struct steer **out, char *err, size_t errlen);
 void steer_stop(struct steer *s);
+/* Admin override (dashboard): force link index off (forced_off=true) or give it back to the
+ * policy. Thread-safe; takes effect at the next 1 s step. -1 if the index is out of range. */
+int steer_force_off(struct steer *s, unsigned link_index, bool forced_off);
 /* From a modem thread: its GNSS fix as a fallback position source. Non-blocking. */
 void steer_feed_modem(struct steer *s, const struct modem_sample *m);
 

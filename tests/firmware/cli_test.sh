@@ -30,5 +30,7 @@ expect 0 "=" $bin keygen "$t/key"
 [ "$(stat -c %a "$t/key")" = 600 ] && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: key mode $(stat -c %a "$t/key")"; }
 expect 1 "$t/key" $bin keygen "$t/key"
 expect 2 "usage: corridor keygen FILE" $bin keygen
+out=$(echo 'correct horse battery' | $bin passwd) && [[ $out == '$argon2id$'* ]] && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: passwd -> $out"; }
+out=$(echo 'short' | $bin passwd 2>&1); [[ $out == *"at least 8"* ]] && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: short passwd -> $out"; }
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

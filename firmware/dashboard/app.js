@@ -1,0 +1,315 @@
+// corridor dashboard: one status document per second over Server-Sent Events; everything
+// (throughput, route, history) is derived client-side from it. No framework, no network
+// access beyond this appliance. All data goes into the DOM through textContent (never HTML).
+'use strict';
+(function () {
+  var HISTORY_S = 600, ROUTE_MAX = 3000;
+  var COLORS = ['#0047ff', '#d40000', '#008a00', '#a000a0', '#c06000', '#007c8a', '#555', '#b8008a'];
+  var prev = {}, hist = [], route = [], linkColor = {}, csrf = null, lastDoc = null, lastSeen = 0;
+  var $ = function (id) { return document.getElementById(id); };
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function color(name) {
+    if (!linkColor[name]) linkColor[name] = COLORS[Object.keys(linkColor).length % COLORS.length];
+    return linkColor[name];
+  }
+  function rate(bps) {
+    if (bps === null || bps === undefined || !isFinite(bps)) return '–';
+    if (bps >= 1e6) return (bps / 1e6).toFixed(1) + ' Mbit/s';
+    if (bps >= 1e3) return (bps / 1e3).toFixed(0) + ' kbit/s';
+    return bps.toFixed(0) + ' bit/s';
+  }
+  function dur(s) {
+    if (s === null || !isFinite(s)) return '–';
+    if (s < 90) return Math.round(s) + ' s';
+    return Math.round(s / 60) + ' min';
+  }
+  function dist(m) { return m === null ? '–' : m >= 1000 ? (m / 1000).toFixed(1) + ' km' : Math.round(m) + ' m'; }
+  function bars(rsrp, rssi) {
+    var v = rsrp !== null && rsrp !== undefined ? rsrp : (rssi !== null && rssi !== undefined ? rssi + 20 : null);
+    var n = v === null ? 0 : v >= -85 ? 4 : v >= -95 ? 3 : v >= -105 ? 2 : v >= -115 ? 1 : 0;
+    var b = el('span', 'bars');
+    b.setAttribute('aria-label', n + ' of 4 bars');
+    for (var i = 0; i < 4; i++) b.appendChild(el('i', i < n ? 'on' : ''));
+    return b;
+  }
+  var STATE_CLASS = { up: 'ok', draining: 'warn', 'disabled-predicted': 'warn', disabled: 'bad', down: 'bad', resetting: 'warn' };
+
+  function throughput(doc, now) {
+    var sample = { t: now, links: {} };
+    doc.links.forEach(function (l) {
+      var t = l.tunnel, p = prev[l.name];
+      var cur = t ? { tx: t.tx_bytes, rx: t.rx_bytes, t: now } : null;
+      l._up = l._down = null;
+      if (cur && p && now > p.t && cur.tx >= p.tx && cur.rx >= p.rx) {
+        var dt = (now - p.t) / 1000;
+        l._up = (cur.tx - p.tx) * 8 / dt;
+        l._down = (cur.rx - p.rx) * 8 / dt;
+        sample.links[l.name] = l._up + l._down;
+      }
+      prev[l.name] = cur;
+    });
+    hist.push(sample);
+    while (hist.length && hist[0].t < now - HISTORY_S * 1000) hist.shift();
+  }
+
+  function renderLinks(doc) {
+    var tb = $('links').tBodies[0];
+    tb.textContent = '';
+    var up = 0;
+    doc.links.forEach(function (l) {
+      var m = l.modem || {}, sig = m.signal || {}, t = l.tunnel, p = l.policy;
+      var tr = el('tr');
+      var name = el('th', null, l.name);
+      name.scope = 'row';
+      name.style.borderLeft = '8px solid ' + color(l.name);
+      tr.appendChild(name);
+      tr.appendChild(el('td', null, m.operator ? m.operator.name || m.operator.mcc + m.operator.mnc : '–'));
+      tr.appendChild(el('td', null, m.network_type || '–'));
+      var s = el('td');
+      s.appendChild(bars(sig.rsrp_dbm, sig.rssi_dbm));
+      var parts = [];
+      if (sig.rssi_dbm !== null && sig.rssi_dbm !== undefined) parts.push(sig.rssi_dbm + ' dBm');
+      if (sig.rsrp_dbm !== null && sig.rsrp_dbm !== undefined) parts.push('RSRP ' + sig.rsrp_dbm);
+      if (sig.sinr_db !== null && sig.sinr_db !== undefined) parts.push('SINR ' + sig.sinr_db);
+      s.appendChild(el('span', 'small', parts.join(' · ') || 'no signal'));
+      tr.appendChild(s);
+      var st = l.display_state || 'down';
+      if (st === 'up') up++;
+      var sc = el('td');
+      var badge = el('span', 'state ' + (STATE_CLASS[st] || 'bad'), st);
+      if (p && p.reason) badge.title = p.reason;
+      sc.appendChild(badge);
+      tr.appendChild(sc);
+      var w = p ? p.weight : t ? t.weight : null;
+      tr.appendChild(el('td', null, w === null ? '–' : (w * 100).toFixed(0) + ' %'));
+      tr.appendChild(el('td', null, rate(l._down)));
+      tr.appendChild(el('td', null, rate(l._up)));
+      tr.appendChild(el('td', null, t && t.srtt_ms !== null ? Math.round(t.srtt_ms) + ' ms' : '–'));
+      tr.appendChild(el('td', null, t ? (t.loss * 100).toFixed(1) + ' %' : '–'));
+      tb.appendChild(tr);
+    });
+    var online = doc.tunnel ? doc.tunnel.hub_state === 'connected' : up > 0;
+    var sum = $('summary');
+    sum.textContent = (online ? 'Passengers online' : 'Passengers OFFLINE') + ' · ' + up + '/' + doc.links.length + ' links up';
+    sum.className = online ? 'ok' : 'bad';
+  }
+
+  function renderChart() {
+    var c = $('tput'), g = c.getContext('2d'), W = c.width, H = c.height, pad = 40;
+    g.clearRect(0, 0, W, H);
+    var names = Object.keys(linkColor), max = 1e5, now = hist.length ? hist[hist.length - 1].t : Date.now();
+    hist.forEach(function (s) {
+      var sum = 0;
+      names.forEach(function (n) { sum += s.links[n] || 0; });
+      if (sum > max) max = sum;
+    });
+    g.fillStyle = '#000';
+    g.font = '14px sans-serif';
+    g.fillText(rate(max), 2, 14);
+    g.fillText('-10 min', pad, H - 4);
+    g.fillText('now', W - 30, H - 4);
+    var x = function (t) { return pad + (W - pad - 4) * (1 - (now - t) / (HISTORY_S * 1000)); };
+    var y = function (v) { return H - 20 - (H - 40) * v / max; };
+    var base = hist.map(function () { return 0; });
+    names.forEach(function (n) {
+      if (hist.length < 2) return;
+      g.beginPath();
+      hist.forEach(function (s, i) { g.lineTo(x(s.t), y(base[i] + (s.links[n] || 0))); });
+      for (var i = hist.length - 1; i >= 0; i--) g.lineTo(x(hist[i].t), y(base[i]));
+      g.closePath();
+      g.fillStyle = color(n);
+      g.fill();
+      hist.forEach(function (s, i) { base[i] += s.links[n] || 0; });
+    });
+    var leg = $('tput-legend');
+    leg.textContent = '';
+    names.forEach(function (n) {
+      var s = el('span'), b = el('b');
+      b.style.background = color(n);
+      s.appendChild(b);
+      s.appendChild(document.createTextNode(n));
+      leg.appendChild(s);
+    });
+  }
+
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  function svgEl(tag, attrs) {
+    var e = document.createElementNS(SVGNS, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+  function renderPosition(p) {
+    var txt = $('pos');
+    if (!p || !p.fix) { txt.textContent = 'No position fix (' + (p ? p.source : 'none') + ')'; txt.className = 'warn'; }
+    else {
+      txt.className = '';
+      txt.textContent = p.lat.toFixed(5) + ', ' + p.lon.toFixed(5) + ' · ' +
+        (p.speed_kmh === null ? '–' : Math.round(p.speed_kmh) + ' km/h') + ' · ' + p.source;
+      var last = route[route.length - 1];
+      if (!last || last[0] !== p.lat || last[1] !== p.lon) route.push([p.lat, p.lon]);
+      if (route.length > ROUTE_MAX) route.splice(0, route.length - ROUTE_MAX);
+    }
+    var svg = $('route');
+    svg.textContent = '';
+    var pts = route.slice();
+    (p && p.ahead || []).forEach(function (a) { if (a.dead_zone_lat !== null) pts.push([a.dead_zone_lat, a.dead_zone_lon]); });
+    if (!pts.length) return;
+    var la0 = Infinity, la1 = -Infinity, lo0 = Infinity, lo1 = -Infinity;
+    pts.forEach(function (q) { la0 = Math.min(la0, q[0]); la1 = Math.max(la1, q[0]); lo0 = Math.min(lo0, q[1]); lo1 = Math.max(lo1, q[1]); });
+    var k = Math.cos((la0 + la1) / 2 * Math.PI / 180);
+    var sx = (lo1 - lo0) * k || 1e-3, sy = (la1 - la0) || 1e-3, sc = Math.min(380 / sx, 240 / sy);
+    var X = function (lon) { return 10 + (lon - lo0) * k * sc; }, Y = function (lat) { return 250 - (lat - la0) * sc; };
+    if (route.length > 1)
+      svg.appendChild(svgEl('polyline', { points: route.map(function (q) { return X(q[1]).toFixed(1) + ',' + Y(q[0]).toFixed(1); }).join(' '),
+        fill: 'none', stroke: '#000', 'stroke-width': 3 }));
+    (p && p.ahead || []).forEach(function (a, i) {
+      if (a.dead_zone_lat === null) return;
+      var c = svgEl('circle', { cx: X(a.dead_zone_lon), cy: Y(a.dead_zone_lat), r: 7 + i, fill: 'none', stroke: COLORS[i % COLORS.length], 'stroke-width': 3 });
+      var t = svgEl('title', {}); t.textContent = a.operator + ' dead zone'; c.appendChild(t);
+      svg.appendChild(c);
+    });
+    if (p && p.fix) svg.appendChild(svgEl('circle', { cx: X(p.lon), cy: Y(p.lat), r: 8, fill: '#d40000', stroke: '#000', 'stroke-width': 2 }));
+  }
+
+  function renderAhead(p) {
+    var ul = $('ahead');
+    ul.textContent = '';
+    var list = p && p.ahead || [];
+    if (!list.length) { ul.appendChild(el('li', 'small', 'no prediction yet')); return; }
+    list.forEach(function (a) {
+      var dead = a.dead_zone_in_s !== null;
+      var li = el('li', dead ? (a.dead_zone_in_s < 120 ? 'bad' : 'warn') : 'ok');
+      li.textContent = a.operator + ': ' + (dead ? 'dead zone in ' + dist(a.dead_zone_in_m) + ' (' + dur(a.dead_zone_in_s) + ')' : 'no dead zone ahead') +
+        ' · confidence ' + Math.round((a.confidence || 0) * 100) + ' %';
+      ul.appendChild(li);
+    });
+  }
+
+  function renderBalances(doc) {
+    var ul = $('balances');
+    ul.textContent = '';
+    doc.links.forEach(function (l) {
+      var b = l.modem && l.modem.balance;
+      if (!l.modem) return;
+      ul.appendChild(el('li', b && b.amount !== null && b.amount < 50 ? 'bad' : '', l.name + ': ' +
+        (b ? (b.amount !== null ? b.amount.toFixed(2) : b.raw) : 'unknown')));
+    });
+  }
+
+  function renderEvents(doc) {
+    var ol = $('events');
+    ol.textContent = '';
+    doc.events.slice(-15).reverse().forEach(function (e) {
+      var li = el('li');
+      li.appendChild(el('span', 'small', new Date(e.wall_ms).toLocaleTimeString() + ' '));
+      li.appendChild(el('b', null, e.source + ' ' + e.kind + ': '));
+      li.appendChild(document.createTextNode(e.text));
+      ol.appendChild(li);
+    });
+  }
+
+  function renderActions(doc) {
+    var box = $('action-list');
+    if (box.childElementCount === doc.links.length) return; // keep focus stable between updates
+    box.textContent = '';
+    doc.links.forEach(function (l) {
+      var d = el('div', 'act');
+      d.appendChild(el('b', null, l.name + ' '));
+      var add = function (label, path, danger) {
+        var b = el('button', danger ? 'danger' : '', label);
+        b.type = 'button';
+        b.addEventListener('click', function () {
+          if (danger && !window.confirm(label + ' ' + l.name + '?')) return;
+          post(path.replace('{n}', encodeURIComponent(l.name)), null);
+        });
+        d.appendChild(b);
+      };
+      add('Disable', '/api/v1/links/{n}/disable', true);
+      add('Enable', '/api/v1/links/{n}/enable', false);
+      if (l.modem) {
+        add('Reset modem', '/api/v1/modems/{n}/reset', true);
+        add('Check balance', '/api/v1/modems/{n}/balance', false);
+      }
+      box.appendChild(d);
+    });
+  }
+
+  function update(doc) {
+    lastDoc = doc;
+    lastSeen = Date.now();
+    $('vehicle').textContent = 'corridor · ' + doc.vehicle_id;
+    // Rates from the server's clock: exact spacing, and immune to a frozen/virtual page clock.
+    throughput(doc, doc.wall_ms || Date.now());
+    renderLinks(doc);
+    renderChart();
+    renderPosition(doc.position);
+    renderAhead(doc.position);
+    renderBalances(doc);
+    renderEvents(doc);
+    var t = doc.tunnel;
+    $('tunnel').textContent = t ? 'hub ' + t.hub_index + ' ' + t.hub_state + ' · ' + t.hub_switches + ' switches' : 'monitor only (no tunnel)';
+    renderActions(doc);
+    var c = $('conn');
+    c.textContent = 'live · up ' + dur(doc.uptime_s);
+    c.className = 'ok';
+  }
+
+  function connect() {
+    if (!window.EventSource) { poll(); return; }
+    var es = new EventSource('/api/v1/stream');
+    // "#events=N" stops after N updates: lets headless browsers (tests, screenshots) finish.
+    var limit = /events=(\d+)/.exec(location.hash), seen = 0;
+    es.addEventListener('status', function (ev) {
+      try { update(JSON.parse(ev.data)); } catch (e) { /* keep the last good view */ }
+      if (limit && ++seen >= +limit[1]) es.close();
+    });
+    es.onerror = function () { var c = $('conn'); c.textContent = 'reconnecting…'; c.className = 'bad'; };
+  }
+  function poll() {
+    fetch('/api/v1/status', { credentials: 'same-origin' }).then(function (r) { return r.json(); })
+      .then(update).catch(function () {}).then(function () { setTimeout(poll, 1000); });
+  }
+  setInterval(function () {
+    if (lastSeen && Date.now() - lastSeen > 3000) { var c = $('conn'); c.textContent = 'stale: no update for ' + dur((Date.now() - lastSeen) / 1000); c.className = 'bad'; }
+  }, 1000);
+
+  function msg(text, bad) { var m = $('admin-msg'); m.textContent = text; m.className = bad ? 'bad' : 'ok'; }
+  function setLogged(on) {
+    $('login').hidden = on;
+    $('actions').hidden = !on;
+    if (on && lastDoc) renderActions(lastDoc);
+  }
+  function post(path, body) {
+    var h = { 'Content-Type': 'application/json' };
+    if (csrf) h['X-CSRF-Token'] = csrf;
+    return fetch(path, { method: 'POST', headers: h, credentials: 'same-origin', body: body ? JSON.stringify(body) : '{}' })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (j) {
+          if (!r.ok) { msg(j.error || ('HTTP ' + r.status), true); if (r.status === 401) setLogged(false); throw j; }
+          if (j.action) msg(j.action + ' ' + j.link + ': accepted', false);
+          return j;
+        });
+      });
+  }
+  $('login').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    post('/api/v1/login', { password: $('pw').value }).then(function (j) {
+      csrf = j.csrf_token; $('pw').value = ''; setLogged(true); msg('logged in', false);
+    }).catch(function () {});
+  });
+  $('logout').addEventListener('click', function () {
+    post('/api/v1/logout', null).catch(function () {}).then(function () { csrf = null; setLogged(false); });
+  });
+  fetch('/api/v1/session', { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (s) {
+    if (!s.admin_enabled) { $('admin').hidden = true; return; }
+    csrf = s.csrf_token || null;
+    setLogged(!!s.logged_in);
+  }).catch(function () {});
+  connect();
+})();
