@@ -12,6 +12,7 @@
 #   - corridor-collector behind the hub (the data center), reached through the tunnel
 #   - `corridor run` in the vehicle namespace: modems, position, coverage map, weights, tunnel,
 #     telemetry cut into one-minute batches and uploaded to the collector
+#   - the crew dashboard on http://127.0.0.1:8080/ (DEMO_PORT to change)
 #   - every 5 s: `corridor status --brief` and a ping through the tunnel to the internet host
 # Ctrl-C stops everything and removes the namespaces. DEMO_SECONDS=N stops after N seconds.
 # ci/demo.sh --modems-only runs just the modems and corridor (no namespaces, no tunnel).
@@ -89,6 +90,7 @@ cat > "$D/corridor.json" <<JSON
   "control_socket": "$D/control.sock",
   "log": { "level": "info" },
   "board": { "power": "sim", "sim_control": "$D/sim.sock" },
+  "dashboard": { "listen": "127.0.0.1:8080" },
   $tunnel_json
   $position_json
   $telemetry_json
@@ -114,8 +116,13 @@ cpid=$!
 if [ "$MODE" = full ]; then
     for _ in $(seq 50); do "$LAB" exec veh ip link show corr0 > /dev/null 2>&1 && break; sleep 0.1; done
     "$LAB" exec veh ip route replace 10.201.250.0/24 dev corr0
+    # The dashboard listens on the vehicle namespace's loopback: bring it to this machine's.
+    socat TCP-LISTEN:${DEMO_PORT:-8080},bind=127.0.0.1,reuseaddr,fork \
+        EXEC:"ip netns exec ${CL_PREFIX}veh socat STDIO TCP\:127.0.0.1\:8080" 2> "$D/socat.log" &
+    pids+=($!)
 fi
-echo "corridor running (logs in $D); status every 5 s, Ctrl-C to stop"
+echo "corridor running (logs in $D); dashboard on http://127.0.0.1:${DEMO_PORT:-8080}/"
+echo "status every 5 s, Ctrl-C to stop"
 
 end=$(($(date +%s) + ${DEMO_SECONDS:-31536000}))
 while [ "$(date +%s)" -lt "$end" ]; do

@@ -13,7 +13,7 @@ PKGS="build-essential cmake ninja-build pkg-config git clang llvm libclang-rt-14
       libserialport-dev libgps-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev
       libsodium-dev libjansson-dev liblz4-dev libzstd-dev
       gpsd gpsd-clients sqlite3 iproute2 nftables iperf3 socat procps psmisc python3
-      ethtool iputils-ping jq file"
+      ethtool iputils-ping jq file openssl chromium"
 ARM_PKGS="gcc-aarch64-linux-gnu libc6-dev:arm64 qemu-user
       libserialport-dev:arm64 libgps-dev:arm64 libsqlite3-dev:arm64 libcurl4-openssl-dev:arm64
       libmicrohttpd-dev:arm64 libsodium-dev:arm64 libjansson-dev:arm64 liblz4-dev:arm64

@@ -74,7 +74,7 @@ static void serve_client(struct control *c, int fd)
     } else {
         reply = json_pack("{s:s}", "error", "unknown request (known: status)");
     }
-    char *text = json_dumps(reply, JSON_INDENT(2));
+    char *text = json_dumps(reply, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(reply);
     if (text) {
         write_all(fd, text, strlen(text));

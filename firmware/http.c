@@ -283,7 +283,7 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned code, const c
 static enum MHD_Result send_json_h(struct MHD_Connection *c, unsigned code, json_t *o,
                                    const char *hdr_name, const char *hdr_value)
 {
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(o);
     if (!s)
         return MHD_NO;
@@ -799,7 +799,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         uint64_t now = mono_ms();
         s->next_ms = s->next_ms + 1000 > now ? s->next_ms + 1000 : now + 1000;
         json_t *o = status_doc(h);
-        char *js = json_dumps(o, JSON_COMPACT);
+        char *js = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
         json_decref(o);
         if (!js)
             return MHD_CONTENT_READER_END_WITH_ERROR;
