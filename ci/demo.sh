@@ -46,7 +46,7 @@ trap cleanup EXIT INT TERM
 
 in_veh=()
 tunnel_json=""
-telemetry_json='"telemetry": { "batch_seconds": 60 },'
+telemetry_json='"telemetry": { "batch_seconds": 60, "balance_alert": 100 },'
 position_json='"position": { "gpsd": "" },'
 if [ "$MODE" = full ]; then
     "$LAB" down > /dev/null 2>&1 || true
@@ -79,7 +79,8 @@ JSON
     "$LAB" exec hub "$B/telemetry/collector/corridor-collector" --db "$D/collector.db" \
         --tokens "$D/collector.tokens" --listen 10.77.0.1 --port 8080 2> "$D/collector.log" &
     pids+=($!)
-    telemetry_json='"telemetry": { "batch_seconds": 60, "upload_url": "http://10.77.0.1:8080/v1/batches",
+    telemetry_json='"telemetry": { "batch_seconds": 60, "balance_alert": 100,
+                   "upload_url": "http://10.77.0.1:8080/v1/batches",
                    "token_file": "'$D'/vehicle.token" },'
 fi
 

@@ -466,7 +466,8 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
         if (get_uint(v, "telemetry", j, "batch_seconds", 10, 86400, &t->batch_seconds) ||
             get_str(v, "telemetry", j, "upload_url", false, t->upload_url, sizeof t->upload_url) ||
             get_str(v, "telemetry", j, "token_file", false, t->token_file, sizeof t->token_file) ||
-            get_uint(v, "telemetry", j, "quota_mb", 1, 1048576, &t->quota_mb))
+            get_uint(v, "telemetry", j, "quota_mb", 1, 1048576, &t->quota_mb) ||
+            get_double(v, "telemetry", j, "balance_alert", 0, 1e9, &t->balance_alert))
             return -1;
         if (t->upload_url[0] && strncmp(t->upload_url, "https://", 8) != 0 &&
             strncmp(t->upload_url, "http://", 7) != 0)

@@ -58,6 +58,7 @@ struct cfg_telemetry {
     char upload_url[CFG_PATH_MAX];
     char token_file[CFG_PATH_MAX];
     unsigned quota_mb;
+    double balance_alert; /* alert when a SIM balance drops under this, 0 = off */
 };
 
 struct cfg_board {

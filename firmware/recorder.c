@@ -25,6 +25,11 @@ struct recorder_engine {
     uint64_t last_event_seq;
     uint64_t last_health_ms;
     uint64_t balance_seen[CFG_MAX_LINKS]; /* mono_ms of the last recorded balance per link */
+    struct simfin fin[CFG_MAX_LINKS];     /* balance history per link's SIM */
+    char fin_iccid[CFG_MAX_LINKS][24];    /* the SIM that history belongs to */
+    bool alerted[CFG_MAX_LINKS];
+    uint64_t if_bytes_last[CFG_MAX_LINKS]; /* interface rx+tx counter at the last second */
+    uint64_t data_used[CFG_MAX_LINKS];     /* bytes through the link's interface since start */
     struct link_state links[CFG_MAX_LINKS];
 };
 
@@ -144,6 +149,17 @@ static void step(struct recorder_engine *r)
 
     unsigned n = state_get_links(r->st, r->links, CFG_MAX_LINKS);
     for (unsigned i = 0; i < n; i++) {
+        /* data through the link's interface (the SIM's usage as far as this box sees it) */
+        char p[160];
+        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/rx_bytes", r->links[i].interface);
+        uint64_t b = read_u64_file(p);
+        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/tx_bytes", r->links[i].interface);
+        b += read_u64_file(p);
+        if (r->if_bytes_last[i] && b >= r->if_bytes_last[i])
+            r->data_used[i] += b - r->if_bytes_last[i];
+        r->if_bytes_last[i] = b; /* a counter reset (interface re-created) just restarts */
+    }
+    for (unsigned i = 0; i < n; i++) {
         const struct link_state *l = &r->links[i];
         struct rec_link rl = {.t_ms = now,
                               .rssi_dbm = NAN,
@@ -165,15 +181,38 @@ static void step(struct recorder_engine *r)
             rl.rsrq_db = f_or_nan(m->sig.rsrq_db);
             rl.sinr_db = f_or_nan(m->sig.sinr_db);
             rl.state = (uint8_t)m->state;
-            /* A new USSD answer becomes a SIM record (balance history per SIM). */
+            /* A new USSD answer becomes a SIM record: balance history, spend forecast, data
+             * used and the low-balance alert. A different SIM in the slot starts afresh. */
             if (m->balance.valid && m->balance.mono_ms != r->balance_seen[i]) {
                 r->balance_seen[i] = m->balance.mono_ms;
+                if (strcmp(r->fin_iccid[i], m->id.iccid) != 0) {
+                    memset(&r->fin[i], 0, sizeof r->fin[i]);
+                    str_copy(r->fin_iccid[i], m->id.iccid, sizeof r->fin_iccid[i]);
+                    r->alerted[i] = false;
+                }
+                double amount = m->balance.amount_valid ? m->balance.amount : NAN;
+                simfin_add(&r->fin[i], now / 1000, amount);
                 struct rec_sim rs = {.t_ms = now,
-                                     .balance = m->balance.amount_valid ? m->balance.amount : NAN,
-                                     .forecast_empty_utc = -1};
+                                     .balance = amount,
+                                     .data_used_bytes = r->data_used[i],
+                                     .forecast_empty_utc = simfin_forecast_empty(&r->fin[i])};
+                double thr = r->cfg->telemetry.balance_alert;
+                rs.alert = thr > 0 && !isnan(amount) && amount < thr;
                 str_copy(rs.link, l->name, sizeof rs.link);
                 str_copy(rs.iccid, m->id.iccid, sizeof rs.iccid);
                 recorder_add_sim(r->rec, &rs);
+                if (rs.alert && !r->alerted[i])
+                    state_add_event(r->st, l->name, "balance_low",
+                                    "%s: SIM balance %.2f is under the alert threshold %.2f",
+                                    l->name, amount, thr);
+                r->alerted[i] = rs.alert;
+                struct state_sim ss = {.valid = true,
+                                       .balance = amount,
+                                       .rate_per_day = simfin_rate_per_day(&r->fin[i]),
+                                       .forecast_empty_utc = rs.forecast_empty_utc,
+                                       .data_used_bytes = r->data_used[i],
+                                       .alert = rs.alert};
+                state_put_link_sim(r->st, i, &ss);
             }
         }
         if (l->tunnel.valid) {

@@ -138,6 +138,19 @@ json_t *render_status(struct state *st, const char *vehicle_id)
         } else {
             json_object_set_new(l, "modem", json_null());
         }
+        const struct state_sim *sm = &links[i].sim;
+        if (sm->valid) {
+            json_t *sj = json_object();
+            json_object_set_new(sj, "balance", num_or_null(round_to(sm->balance, 0.01)));
+            json_object_set_new(sj, "spend_per_day", num_or_null(round_to(sm->rate_per_day, 0.01)));
+            json_object_set_new(sj, "forecast_empty_utc", utc_or_null(sm->forecast_empty_utc));
+            json_object_set_new(sj, "data_used_bytes",
+                                json_integer((json_int_t)sm->data_used_bytes));
+            json_object_set_new(sj, "alert", json_boolean(sm->alert));
+            json_object_set_new(l, "sim", sj);
+        } else {
+            json_object_set_new(l, "sim", json_null());
+        }
         const struct state_link_policy *lp = &links[i].policy;
         if (lp->valid) {
             json_t *pj = json_object();

@@ -160,3 +160,11 @@ void state_get_position(struct state *st, struct state_position *out)
     *out = st->position;
     pthread_mutex_unlock(&st->lock);
 }
+
+void state_put_link_sim(struct state *st, unsigned link_index, const struct state_sim *s)
+{
+    pthread_mutex_lock(&st->lock);
+    if (link_index < st->nlinks)
+        st->links[link_index].sim = *s;
+    pthread_mutex_unlock(&st->lock);
+}

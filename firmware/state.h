@@ -56,6 +56,15 @@ struct state_position {
     struct state_ahead ahead[8];
 };
 
+/* SIM finances of the link's SIM (from firmware/recorder.c). */
+struct state_sim {
+    bool valid;
+    double balance, rate_per_day; /* NAN unknown */
+    int64_t forecast_empty_utc;   /* -1 unknown */
+    uint64_t data_used_bytes;     /* through the link's interface since corridor started */
+    bool alert;                   /* under telemetry.balance_alert */
+};
+
 struct link_state {
     char name[32];
     char interface[32];
@@ -65,6 +74,7 @@ struct link_state {
     uint64_t samples; /* samples received for this link */
     struct state_link_tunnel tunnel;
     struct state_link_policy policy;
+    struct state_sim sim;
 };
 
 #define STATE_EVENTS 512
@@ -86,6 +96,7 @@ void state_put_link_tunnel(struct state *st, unsigned link_index,
                            const struct state_link_tunnel *t);
 void state_put_link_policy(struct state *st, unsigned link_index,
                            const struct state_link_policy *p);
+void state_put_link_sim(struct state *st, unsigned link_index, const struct state_sim *s);
 void state_put_position(struct state *st, const struct state_position *p);
 void state_get_position(struct state *st, struct state_position *out);
 void state_put_tunnel(struct state *st, const struct state_tunnel *t);

@@ -176,6 +176,7 @@ enum position_source position_select(const struct position_inputs *in,
  * See record.h, outbox.h, upload.h and docs/telemetry.md. */
 #include "telemetry/outbox.h"
 #include "telemetry/record.h"
+#include "telemetry/simfin.h"
 #include "telemetry/upload.h"
 
 #endif

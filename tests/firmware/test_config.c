@@ -105,6 +105,8 @@ int main(void)
     bad(MIN_HEAD LINK_OK "],\"dashboard\":{\"listen\":\"0.0.0.0:70000\"}}",
         "port must be 1..65535");
     bad(MIN_HEAD LINK_OK "],\"telemetry\":{\"upload_url\":\"ftp://x\"}}", "telemetry.upload_url");
+    CHECK_INT(parse(MIN_HEAD LINK_OK "],\"telemetry\":{\"balance_alert\":50.5}}"), 0);
+    CHECK_NEAR(cfg.telemetry.balance_alert, 50.5, 1e-9);
     bad(MIN_HEAD LINK_OK "],\"telemetry\":{\"batch_seconds\":1}}",
         "telemetry.batch_seconds: must be in 10..86400, got 1");
     bad(MIN_HEAD LINK_OK "],\"tunnel\":{}}", "tunnel.hubs: missing");
