@@ -455,8 +455,8 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     if (v->failed)
         return -1;
     if ((j = get_obj(v, "", root, "telemetry"))) {
-        static const char *const keys[] = {"batch_seconds", "upload_url", "token_file", "quota_mb",
-                                           NULL};
+        static const char *const keys[] = {"batch_seconds", "upload_url",    "token_file",
+                                           "quota_mb",      "balance_alert", NULL};
         if (check_keys(v, "telemetry", j, keys))
             return -1;
         struct cfg_telemetry *t = &c->telemetry;
