@@ -197,8 +197,14 @@
     doc.links.forEach(function (l) {
       var b = l.modem && l.modem.balance;
       if (!l.modem) return;
-      ul.appendChild(el('li', b && b.amount !== null && b.amount < 50 ? 'bad' : '', l.name + ': ' +
-        (b ? (b.amount !== null ? b.amount.toFixed(2) : b.raw) : 'unknown')));
+      var sim = l.sim, text = l.name + ': ' +
+        (b ? (b.amount !== null ? b.amount.toFixed(2) : b.raw) : 'unknown');
+      if (sim && sim.forecast_empty_utc)
+        text += ' \u00b7 runs out ' + sim.forecast_empty_utc.slice(0, 10);
+      if (sim && sim.spend_per_day)
+        text += ' (' + sim.spend_per_day.toFixed(2) + '/day)';
+      var low = sim ? sim.alert : (b && b.amount !== null && b.amount < 50);
+      ul.appendChild(el('li', low ? 'bad' : '', text));
     });
   }
 
