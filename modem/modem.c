@@ -22,27 +22,10 @@
 
 /* ==== pure decision logic ================================================================ */
 
-static int reg_rank(enum modem_reg r)
-{
-    switch (r) {
-    case MODEM_REG_HOME:
-        return 5;
-    case MODEM_REG_ROAMING:
-        return 4;
-    case MODEM_REG_SEARCHING:
-        return 3;
-    case MODEM_REG_DENIED:
-        return 2;
-    case MODEM_REG_NOT_REGISTERED:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
+/* One ranking of registration states for the whole subsystem: at_reg_best() (parse.c). */
 static enum modem_reg reg_best2(enum modem_reg a, enum modem_reg b)
 {
-    return reg_rank(a) >= reg_rank(b) ? a : b;
+    return at_reg_best(a, b);
 }
 
 enum modem_reg drv_reg_merge(enum modem_net net, enum modem_reg cs, enum modem_reg ps,
