@@ -419,6 +419,11 @@ static void *run(void *arg)
         if (n < 0 && errno != EINTR)
             break;
         uint64_t now_us = mono_ns() / 1000;
+        /* The timer goes last: after a stall (CPU contention) the probe replies and feedback
+         * waiting in the link sockets must be read before the liveness check, or a link is
+         * declared down for silence that was ours, not the link's (seen in the lab: two links
+         * down at the same instant when a download started, estimates re-learnt from 1/4). */
+        bool tick = false;
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64;
             uint64_t kind = tag & ~0xffffffffull;
@@ -429,13 +434,15 @@ static void *run(void *arg)
                 if (read(c->tfd, &x, sizeof(x)) < 0) {
                     /* spurious wakeup: nothing to do */
                 }
-                on_tick(c, now_us);
+                tick = true;
             } else if (kind == EV_TUN) {
                 on_tun_readable(c, now_us);
             } else if (kind == EV_LINK) {
                 on_link_readable(c, (uint8_t)(tag & 0xff), now_us);
             }
         }
+        if (tick)
+            on_tick(c, mono_ns() / 1000);
     }
     return NULL;
 }

@@ -368,6 +368,9 @@ static void *run(void *arg)
         if (n < 0 && errno != EINTR)
             break;
         uint64_t now_us = mono_ns() / 1000;
+        /* The timer goes last: answers waiting in the socket after a stall must be read before
+         * the liveness check (see agg/client.c). */
+        bool tick = false;
         for (int i = 0; i < n; i++) {
             switch (evs[i].data.u32) {
             case EV_STOP:
@@ -377,7 +380,7 @@ static void *run(void *arg)
                 if (read(h->tfd, &x, sizeof(x)) < 0) {
                     /* spurious */
                 }
-                on_tick(h, now_us);
+                tick = true;
                 break;
             }
             case EV_UDP:
@@ -390,6 +393,8 @@ static void *run(void *arg)
                 break;
             }
         }
+        if (tick)
+            on_tick(h, mono_ns() / 1000);
     }
     return NULL;
 }

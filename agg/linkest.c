@@ -74,8 +74,18 @@ static double excess_thresh_us(const struct linkest *le)
 
 static void cut_to_delivery(struct linkest *le)
 {
-    /* The link delivers less than we offer: trust what it delivered, forget older maxima. */
-    double c = le->last_sample_Bps > 0 ? le->last_sample_Bps : le->cap_Bps * 0.85;
+    /* The link delivers less than we offer: trust what it delivered, forget older maxima. Only
+     * a delivery sample of an interval in which the link was kept busy (not app-limited) says
+     * what the link can do; an app-limited one only says what we offered. Cutting to it after
+     * an idle spell or a CPU hiccup made the estimate spiral down (each lower estimate offers
+     * less, which delivers less). Without such a sample there is no cut: the link drains at
+     * gain 0.9 until the excess is gone. Never below the floor a returning link restarts at. */
+    if (le->full_sample_Bps <= 0)
+        return;
+    double c = le->full_sample_Bps;
+    if (c < LINKEST_FLOOR_BPS / 8.0)
+        c = LINKEST_FLOOR_BPS / 8.0;
+    le->full_sample_Bps = 0; /* used once: the next cut needs fresh evidence */
     if (c < le->cap_Bps) {
         le->cap_Bps = c;
         le->maxf_n = 0;
@@ -263,6 +273,8 @@ void linkest_on_delivery(struct linkest *le, uint32_t cum_bytes, uint64_t rx_us,
     le->fb_rx_us = rx_us;
     le->app_limited = 0;
     le->last_sample_Bps = s;
+    if (!al)
+        le->full_sample_Bps = s;
     /* An app-limited sample says only "at least this much": it may raise the estimate, never
      * lower it (as in BBR). */
     if (al && s < le->cap_Bps)
@@ -325,8 +337,10 @@ void linkest_make_probe(struct linkest *le, uint32_t q_us, uint64_t now_us, stru
     p->link_id = le->link_id;
     p->probe_seq = le->probe_seq;
     p->tx_us = now_us;
+    /* The probe waits behind the queue the scheduler put in front of the link, like data: its
+     * answer is not due before then (counting from now declared busy links dead). */
     if (le->unanswered_since_us == 0)
-        le->unanswered_since_us = now_us ? now_us : 1;
+        le->unanswered_since_us = now_us + q_us ? now_us + q_us : 1;
 }
 
 int linkest_on_probe_reply(struct linkest *le, const struct ctrl_probe_reply *r, uint64_t now_us)

@@ -72,6 +72,7 @@ struct linkest {
     /* capacity, bytes per second */
     double cap_Bps, pace_gain;
     double last_sample_Bps;
+    double full_sample_Bps; /* last sample of a busy (not app-limited) interval, 0 once used */
     struct {
         double Bps;
         uint64_t t_us;

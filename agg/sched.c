@@ -53,6 +53,7 @@ struct sched {
     struct slink link[SCHED_MAX_LINKS];
     unsigned n_links;
     uint8_t idx_of[256]; /* link id -> index, SCHED_NO_LINK if unknown */
+    uint32_t eq_owd_us;  /* equalised one-way delay for bulk packets (cfg.equalise_min_bytes) */
     struct cls_state cls[SCHED_MAX_CLASSES];
     uint32_t ring_mask;
     struct mapent *map;
@@ -67,6 +68,7 @@ void sched_cfg_default(struct sched_cfg *cfg)
     cfg->target_delay_us = 50000;
     cfg->inflight_slots = 4096;
     cfg->seq_slots = 16384;
+    cfg->equalise_min_bytes = 0;
 }
 
 static int pow2_in(uint32_t v, uint32_t lo, uint32_t hi)
@@ -230,6 +232,17 @@ static void refresh_owd(struct sched *s)
             o = 50000; /* unknown: a typical cellular one-way delay */
         s->link[i].owd_us = o;
     }
+    /* Equalised delay: the slowest link that carries a real share. A link below 5% of the
+     * offered rate would raise every bulk packet's delay for a few percent of capacity. */
+    double tot = 0;
+    for (unsigned i = 0; i < s->n_links; i++)
+        if (link_enabled(s, i))
+            tot += rate_of(s, i);
+    uint32_t eq = 0;
+    for (unsigned i = 0; i < s->n_links; i++)
+        if (link_enabled(s, i) && rate_of(s, i) >= 0.05 * tot && s->link[i].owd_us > eq)
+            eq = s->link[i].owd_us;
+    s->eq_owd_us = eq;
 }
 
 static void ring_push(struct sched *s, unsigned i, uint64_t seq, uint32_t bytes, uint32_t q_us,
@@ -264,21 +277,38 @@ static void record(struct sched *s, unsigned i, uint64_t seq, uint32_t bytes, ui
     linkest_on_sent(&s->est[i], bytes, q, now_us);
 }
 
-static double eat_us(const struct sched *s, unsigned i, uint32_t bytes)
+static double eat_us(const struct sched *s, unsigned i, uint32_t bytes, int repair)
 {
-    return s->link[i].owd_us + (s->link[i].vq + bytes) / rate_of(s, i) * 1e6;
+    uint32_t owd = s->link[i].owd_us;
+    /* Bulk packet with equalisation on: every link counts as the slowest one in use (links
+     * slower than that keep their own delay), so the choice is by queue alone. */
+    /* A repair is not: it should fill its hole as early as possible, whatever the link, or
+     * every packet held behind the hole waits for the slowest link twice. */
+    if (!repair && s->cfg.equalise_min_bytes && bytes >= s->cfg.equalise_min_bytes &&
+        owd < s->eq_owd_us)
+        owd = s->eq_owd_us;
+    return owd + (s->link[i].vq + bytes) / rate_of(s, i) * 1e6;
 }
 
 /* Bytes a link in STARTUP may hold regardless of its (still unproven, usually far too low)
  * estimate: enough for TCP's initial window and a slow-start round, so discovering capacity
  * does not cost the flow a loss. The excess-delay signal ends STARTUP if this was too much. */
 #define STARTUP_BUDGET_BYTES 24000.0
+#define BUDGET_FLOOR_BYTES   4500.0
 
 static int within_budget(const struct sched *s, unsigned i, double factor)
 {
     if (s->link[i].vq <= 0.0)
         return 1;
     if (s->est[i].state == LINK_STARTUP && s->link[i].vq < STARTUP_BUDGET_BYTES * factor)
+        return 1;
+    /* Byte floor: a few packets of queue whatever the estimate, so a link whose estimate is
+     * (still or again) far too low keeps being offered enough to show its real rate, and the
+     * 2 ms send tick cannot leave a fast link idle. Not where that would be more than twice the
+     * time budget (a 200 kbit/s link: 4.5 kB are 180 ms). */
+    double r = rate_of(s, i);
+    if (s->link[i].vq < BUDGET_FLOOR_BYTES * factor &&
+        BUDGET_FLOOR_BYTES / r * 1e6 < 2.0 * (double)s->cfg.target_delay_us)
         return 1;
     return queue_delay_us(s, i) < (double)s->cfg.target_delay_us * factor;
 }
@@ -305,7 +335,7 @@ static int pick(struct sched *s, const struct sched_class_cfg *c, uint32_t bytes
         *any_enabled = 1;
         if (!within_budget(s, i, factor))
             continue;
-        double t = eat_us(s, i, bytes);
+        double t = eat_us(s, i, bytes, c == NULL);
         if (n == 0 || t < b0) {
             out[1] = out[0];
             b1 = b0;

@@ -58,6 +58,15 @@ struct sched_cfg {
     uint32_t target_delay_us; /* queue budget per link (default 50 ms) */
     uint32_t inflight_slots;  /* per-link in-flight ring, power of two (default 4096) */
     uint32_t seq_slots;       /* seq -> link map and resend queue, power of two (default 16384) */
+    /* Delay equalisation for bulk packets (0 = off, the default). Packets of at least this many
+     * bytes are placed as if every link had the one-way delay of the slowest link that carries
+     * a real share (>= 5% of the offered rate): the choice is by queue alone, every such link
+     * carries its share from the first packet on, and the receiver's in-order release makes
+     * every bulk packet arrive at (send time + slowest delay + queue). A TCP flow then sees a
+     * constant RTT from the start instead of one that grows as load spills onto slower links
+     * (which CUBIC's HyStart and BBR read as congestion). Smaller packets (ACKs, interactive,
+     * VoIP) keep the earliest-arrival rule and the fastest link. See docs/scheduling.md. */
+    uint32_t equalise_min_bytes;
 };
 
 enum sched_verdict {

@@ -88,6 +88,20 @@ struct bond {
     uint16_t *pool_len;
     uint32_t *pool_free;
     uint32_t n_free;
+    /* Delay equalisation, receive side (docs/scheduling.md): a bulk packet that arrived on a
+     * link faster than the slowest one in use is delivered no earlier than its arrival plus
+     * the difference of their base delays, so every bulk packet reaches the LAN at (send time +
+     * slowest delay + queue) whichever link carried it. In-order FIFO of pool handles after the
+     * reorder buffer; pool_due[h] is the earliest delivery time of handle h (0 = at once). */
+    uint64_t *pool_due; /* BOND_RXPOOL */
+    uint32_t *outq;     /* BOND_RXPOOL handles */
+    uint32_t outq_head, outq_len;
+    uint64_t outq_tail_due;
+    uint32_t rx_pad_us[AGG_MAX_LINKS];
+    uint64_t rx_pad_bytes[AGG_MAX_LINKS]; /* link rx_bytes at the last pad update */
+    double rx_share[AGG_MAX_LINKS];       /* EWMA of bytes received per 100 ms */
+    uint32_t eq_min_bytes;                /* bulk = at least this many bytes on the wire; 0 = off */
+    uint64_t rx_padded; /* packets delivered later than released, for equalisation */
     bool lz4;
     unsigned inner_mtu;
     bond_deliver_fn deliver;

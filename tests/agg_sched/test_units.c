@@ -355,8 +355,8 @@ static void test_linkest_capacity(void)
     CHECK_INT(le.lost_pkts, 10);
 
     /* excess queueing delay: transit 30 ms above base with no queue expected -> drain, and
-     * the estimate falls to what was delivered */
-    le.last_sample_Bps = 800000;
+     * the estimate falls to what was delivered in a busy (not app-limited) interval */
+    le.full_sample_Bps = 800000;
     le.state = LINK_UP;
     le.pace_gain = 1.0;
     linkest_on_fwd_transit(&le, 1000, 0, 4000 * MS);
@@ -374,6 +374,65 @@ static void test_linkest_capacity(void)
         linkest_on_fwd_transit(&le, 1000, 40000, (4300 + i * 50) * MS);
     CHECK(le.cap_Bps > c * 1.2);
     CHECK_INT(le.state, LINK_PROBING);
+}
+
+/* The collapse seen in the lab: the link idles (app-limited, tiny delivery samples), then a
+ * delay bump (CPU hiccup) shows excess. The cut must not take the idle samples as capacity. */
+static void test_linkest_no_cut_to_app_limited(void)
+{
+    struct linkest le;
+    linkest_init(&le, 0, 0);
+    linkest_on_rtt(&le, 1 * MS, 0, 1);
+    uint32_t cum = 0;
+    uint64_t t = 0;
+    for (int i = 0; i <= 20; i++, t += 50 * MS) { /* busy at 80 Mbit/s */
+        linkest_on_delivery(&le, cum, 1000000ull + t, t);
+        cum += 500000;
+    }
+    CHECK_NEAR(le.cap_Bps * 8, 80e6, 1e6);
+    for (int i = 0; i < 20; i++, t += 50 * MS) { /* idle: 3 packets per 50 ms */
+        le.app_limited = 1;
+        linkest_on_delivery(&le, cum, 1000000ull + t, t);
+        cum += 4500;
+    }
+    le.state = LINK_UP;
+    le.pace_gain = 1.0;
+    linkest_on_fwd_transit(&le, 1000, 0, t);
+    for (int i = 0; i < 10; i++)
+        linkest_on_fwd_transit(&le, 1000 + 30000, 0, t + (uint64_t)(i + 1) * MS);
+    CHECK_INT(le.state, LINK_DRAINING);
+    /* one busy sample of 80 Mbit/s is still the latest evidence: no cut below it */
+    CHECK_NEAR(le.cap_Bps * 8, 80e6, 1e6);
+    /* a second excess episode without a new busy sample: drain, but no cut */
+    for (int i = 0; i < 20; i++)
+        linkest_on_fwd_transit(&le, 1000, 0, t + (uint64_t)(20 + i) * MS);
+    CHECK_INT(le.state, LINK_UP);
+    for (int i = 0; i < 10; i++)
+        linkest_on_fwd_transit(&le, 1000 + 30000, 0, t + (uint64_t)(50 + i) * MS);
+    CHECK_INT(le.state, LINK_DRAINING);
+    CHECK_NEAR(le.cap_Bps * 8, 80e6, 1e6);
+    CHECK(linkest_pace_Bps(&le) < le.cap_Bps);
+    /* the queue keeps growing for a long while, but only app-limited samples (20 Mbit/s):
+     * still no cut (at idle on veth such excess appeared and halved the estimate every 0.5 s
+     * in an earlier version) */
+    uint64_t rx_next = 1000000ull + t; /* 50 ms after the last delivery report */
+    le.last_sample_Bps = 2.5e6;
+    for (int i = 0; i < 60; i++)
+        linkest_on_fwd_transit(&le, 1000 + 30000, 0, t + (uint64_t)(100 + i * 10) * MS);
+    CHECK_INT(le.state, LINK_DRAINING);
+    CHECK_NEAR(le.cap_Bps * 8, 80e6, 1e6);
+    t += 700 * MS;
+    for (int i = 0; i < 20; i++)
+        linkest_on_fwd_transit(&le, 1000, 0, t + (uint64_t)i * MS);
+    CHECK_INT(le.state, LINK_UP);
+    /* a busy sample of 40 Mbit/s (the link really slowed down) is evidence: followed */
+    linkest_on_delivery(&le, cum + 250000, rx_next, t + 61 * MS); /* 50 ms */
+    for (int i = 0; i < 20; i++)
+        linkest_on_fwd_transit(&le, 1000, 0, t + (uint64_t)(70 + i) * MS);
+    for (int i = 0; i < 10; i++)
+        linkest_on_fwd_transit(&le, 1000 + 30000, 0, t + (uint64_t)(600 + i) * MS);
+    CHECK_INT(le.state, LINK_DRAINING);
+    CHECK_NEAR(le.cap_Bps * 8, 40e6, 1e6);
 }
 
 static void test_hold_time(void)
@@ -420,6 +479,48 @@ static struct sched *mk(unsigned n)
     for (unsigned i = 0; i < n; i++)
         CHECK_INT(sched_add_link(s, (uint8_t)(10 + i), 0), 0);
     return s;
+}
+
+/* Delay equalisation: bulk packets are placed by queue alone (both links share a burst from
+ * the first packets, in the ratio of their rates), small ones still take the fastest arrival,
+ * and a repair is never equalised. */
+static void test_sched_equalise(void)
+{
+    char err[128];
+    struct sched_cfg c;
+    sched_cfg_default(&c);
+    CHECK_INT(c.equalise_min_bytes, 0); /* off unless asked for */
+    c.equalise_min_bytes = 1000;
+    struct sched *s = sched_new(&c, err, sizeof(err));
+    CHECK_INT(sched_add_link(s, 10, 0), 0);
+    CHECK_INT(sched_add_link(s, 11, 0), 0);
+    teach(s, 10, 40, 10, 1000);  /* 20 ms, 10 Mbit/s */
+    teach(s, 11, 100, 50, 1000); /* 50 ms, 50 Mbit/s */
+    struct ctrl_probe pr[4];
+    sched_tick(s, 1000, pr, 4);
+    struct sched_decision d;
+    uint64_t seq = 1;
+    /* a small packet (an ACK) on an idle bond: the fast link */
+    CHECK_INT(sched_send(s, seq++, 80, 0, 2000, &d), SCHED_SEND);
+    CHECK_INT(d.link[0], 10);
+    int on_fast = 0, first_fast = -1;
+    for (int i = 0; i < 60; i++) {
+        CHECK_INT(sched_send(s, seq++, 1500, 0, 2000, &d), SCHED_SEND);
+        if (d.link[0] == 10) {
+            on_fast++;
+            if (first_fast < 0)
+                first_fast = i;
+        }
+    }
+    /* the 50 Mbit/s link first (smallest queue time), the 10 Mbit/s one from the 4th packet
+     * on, about 1 in 6 of the burst (without equalisation: the first 25 all on the fast one) */
+    CHECK(first_fast >= 1 && first_fast <= 6);
+    CHECK(on_fast >= 8 && on_fast <= 12);
+    /* a repair of a full-size packet goes where it arrives first: the fast link has ~10 ms of
+     * queue (20 + 10 < 50 + ~10) */
+    CHECK_INT(sched_resend(s, 5, 1500, 2000, &d), SCHED_SEND);
+    CHECK_INT(d.link[0], 10);
+    sched_free(s);
 }
 
 static void test_sched_eat(void)
@@ -623,8 +724,10 @@ int main(void)
     test_reorder_flush();
     test_linkest_rtt_and_liveness();
     test_linkest_capacity();
+    test_linkest_no_cut_to_app_limited();
     test_hold_time();
     test_sched_eat();
+    test_sched_equalise();
     test_sched_weights_classes();
     test_sched_feedback_and_down();
     return test_summary();
