@@ -30,6 +30,8 @@ struct recorder_engine {
     bool alerted[CFG_MAX_LINKS];
     uint64_t if_bytes_last[CFG_MAX_LINKS]; /* interface rx+tx counter at the last second */
     uint64_t data_used[CFG_MAX_LINKS];     /* bytes through the link's interface since start */
+    char upload_if[32];                    /* interface the uploader was last told to use */
+    uint64_t tunnel_down_since;            /* mono ms the tunnel stopped being connected, 0 = up */
     struct link_state links[CFG_MAX_LINKS];
 };
 
@@ -239,6 +241,39 @@ static void step(struct recorder_engine *r)
     if (mono - r->last_health_ms >= HEALTH_PERIOD_MS) {
         r->last_health_ms = mono;
         record_health(r, now, n);
+    }
+
+    /* Uploads go through the bonded tunnel while it is up (routing decides: ""), else straight
+     * out of the first link whose modem can carry traffic, so a long tunnel outage does not
+     * hold the data center's view of the vehicle back. */
+    if (r->up) {
+        struct state_tunnel tun;
+        state_get_tunnel(r->st, &tun);
+        const char *want = "";
+        bool connected = strcmp(tun.hub_state, "connected") == 0;
+        if (connected || !r->cfg->tunnel.enabled)
+            r->tunnel_down_since = 0;
+        else if (!r->tunnel_down_since)
+            r->tunnel_down_since = mono;
+        /* 15 s of grace: a hub failover or the start-up handshake is not an outage. */
+        if (r->tunnel_down_since && mono - r->tunnel_down_since >= 15000) {
+            for (unsigned i = 0; i < n; i++) {
+                const struct link_state *l = &r->links[i];
+                if (!l->has_modem ||
+                    (l->modem_valid && l->modem.state == MODEM_ST_POLL &&
+                     (l->modem.reg == MODEM_REG_HOME || l->modem.reg == MODEM_REG_ROAMING))) {
+                    want = l->interface;
+                    break;
+                }
+            }
+        }
+        if (strcmp(want, r->upload_if) != 0) {
+            str_copy(r->upload_if, want, sizeof r->upload_if);
+            uploader_set_interface(r->up, want);
+            state_add_event(r->st, "telemetry", "upload_path", "uploads now go %s%s",
+                            want[0] ? "directly out of " : "through the tunnel",
+                            want[0] ? want : "");
+        }
     }
 
     char err[256];
