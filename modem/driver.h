@@ -94,6 +94,9 @@ int drv_open(struct drv *d, char *err, size_t errlen);
 void drv_close(struct drv *d);
 /* One AT command with d->timeout_ms (or timeout_ms if non-zero); reply in d->resp. A timeout or
  * port error is remembered in fail_cmd/fail_res. */
+/* The first information line of the last reply that starts with prefix (leading spaces
+ * skipped), or with prefix NULL the first non-empty one; NULL if none. Points into d->resp. */
+const char *drv_resp_line(const struct drv *d, const char *prefix);
 enum at_result drv_cmd(struct drv *d, const char *cmd, unsigned timeout_ms);
 /* enum drv_rc for an at_result: OK/ERROR/CME -> DRV_OK, TIMEOUT -> DRV_FAIL, IO -> DRV_GONE. */
 enum drv_rc drv_rc_of(enum at_result r);

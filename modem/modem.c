@@ -167,7 +167,7 @@ static bool starts_with(const char *s, const char *prefix)
 }
 
 /* First information line starting with prefix (NULL prefix: first non-empty line). */
-static const char *resp_line(const struct drv *d, const char *prefix)
+const char *drv_resp_line(const struct drv *d, const char *prefix)
 {
     for (unsigned i = 0; i < d->resp.nlines && i < AT_RESP_MAX_LINES; i++) {
         const char *l = d->resp.lines[i];
@@ -344,7 +344,7 @@ enum drv_rc drv_detect(struct drv *d, unsigned tries, unsigned try_ms)
     enum at_result cr = drv_cmd(d, "AT+CGMI", 0);
     if ((rc = drv_rc_of(cr)) != DRV_OK)
         return rc;
-    const char *l = cr == AT_RES_OK ? resp_line(d, NULL) : NULL;
+    const char *l = cr == AT_RES_OK ? drv_resp_line(d, NULL) : NULL;
     if (l) {
         at_parse_ident_text(l, d->s->id.manufacturer, sizeof d->s->id.manufacturer);
         fam = drv_family_from_text(l);
@@ -418,7 +418,7 @@ enum drv_rc drv_sim(struct drv *d)
     enum at_result r = drv_cmd(d, "AT+CPIN?", 0);
     enum modem_sim sim = d->s->sim;
     if (r == AT_RES_OK) {
-        const char *l = resp_line(d, "+CPIN:");
+        const char *l = drv_resp_line(d, "+CPIN:");
         if (l && at_parse_cpin(l, &sim) != 0)
             sim = MODEM_SIM_ERROR;
     } else if (r == AT_RES_CME_ERROR) {
@@ -506,7 +506,7 @@ enum drv_rc drv_poll_signal(struct drv *d)
     if (r != AT_RES_OK && r != AT_RES_ERROR && r != AT_RES_CME_ERROR)
         return drv_rc_of(r);
     if (r == AT_RES_OK) {
-        const char *l = resp_line(d, "+CSQ:");
+        const char *l = drv_resp_line(d, "+CSQ:");
         struct at_csq q;
         if (!l || at_parse_csq(l, &q) != 0)
             return garbage(d, "AT+CSQ");
@@ -527,7 +527,7 @@ enum drv_rc drv_poll_reg(struct drv *d)
         if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
             return drv_rc_of(r);
         *dom[i] = MODEM_REG_UNKNOWN;
-        const char *l = r == AT_RES_OK ? resp_line(d, q[i].prefix) : NULL;
+        const char *l = r == AT_RES_OK ? drv_resp_line(d, q[i].prefix) : NULL;
         struct at_reg reg;
         if (l && at_parse_reg(l, &reg) == 0)
             *dom[i] = reg.reg;
@@ -552,7 +552,7 @@ enum drv_rc drv_poll_operator(struct drv *d)
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
         return drv_rc_of(r);
     struct at_cops c;
-    const char *l = r == AT_RES_OK ? resp_line(d, "+COPS:") : NULL;
+    const char *l = r == AT_RES_OK ? drv_resp_line(d, "+COPS:") : NULL;
     if (l && at_parse_cops(l, &c) == 0) {
         if (c.format == 2 && c.mcc[0]) {
             str_copy(d->s->mcc, c.mcc, sizeof d->s->mcc);
@@ -568,7 +568,7 @@ enum drv_rc drv_poll_operator(struct drv *d)
     r = drv_cmd(d, "AT+COPS?", 0);
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
         return drv_rc_of(r);
-    l = r == AT_RES_OK ? resp_line(d, "+COPS:") : NULL;
+    l = r == AT_RES_OK ? drv_resp_line(d, "+COPS:") : NULL;
     if (l && at_parse_cops(l, &c) == 0) {
         if (c.format == 0 || c.format == 1)
             str_copy(d->s->oper_name, c.oper, sizeof d->s->oper_name);

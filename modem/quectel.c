@@ -7,18 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *first_line(const struct drv *d, const char *prefix)
-{
-    for (unsigned i = 0; i < d->resp.nlines && i < AT_RESP_MAX_LINES; i++) {
-        const char *l = d->resp.lines[i];
-        while (l && *l == ' ')
-            l++;
-        if (l && strncmp(l, prefix, strlen(prefix)) == 0)
-            return l;
-    }
-    return NULL;
-}
-
 static enum drv_rc quectel_data_up(struct drv *d, char *msg, size_t n)
 {
     /* AT+QCFG="usbnet" says how the USB net interface works: 1 = ECM, 3 = RNDIS (the modem
@@ -27,7 +15,7 @@ static enum drv_rc quectel_data_up(struct drv *d, char *msg, size_t n)
     enum at_result r = drv_cmd(d, "AT+QCFG=\"usbnet\"", 0);
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
         return drv_rc_of(r);
-    const char *l = r == AT_RES_OK ? first_line(d, "+QCFG:") : NULL;
+    const char *l = r == AT_RES_OK ? drv_resp_line(d, "+QCFG:") : NULL;
     bool ecm = l && (strstr(l, ",1") || strstr(l, ",3"));
     if (ecm) {
         r = drv_cmd(d, "AT+QNETDEVCTL=1,1,1", d->timeout_ms * 3);
@@ -60,7 +48,7 @@ static enum drv_rc quectel_poll_cell(struct drv *d)
     enum at_result r = drv_cmd(d, "AT+QENG=\"servingcell\"", 0);
     if (r != AT_RES_OK)
         return drv_rc_of(r);
-    const char *l = first_line(d, "+QENG:");
+    const char *l = drv_resp_line(d, "+QENG:");
     if (!l) {
         str_copy(d->fail_cmd, "AT+QENG=\"servingcell\"", sizeof d->fail_cmd);
         d->fail_res = AT_RES_OK;
@@ -93,7 +81,7 @@ static enum drv_rc quectel_poll_gnss(struct drv *d)
     enum at_result r = drv_cmd(d, "AT+QGPSLOC=2", 0);
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
         return drv_rc_of(r);
-    const char *l = r == AT_RES_OK ? first_line(d, "+QGPSLOC:") : NULL;
+    const char *l = r == AT_RES_OK ? drv_resp_line(d, "+QGPSLOC:") : NULL;
     struct modem_gnss g = d->s->gnss;
     if (l && at_parse_qgpsloc(l, &g) == 0) {
         g.valid = true;

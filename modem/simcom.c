@@ -7,18 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *first_line(const struct drv *d, const char *prefix)
-{
-    for (unsigned i = 0; i < d->resp.nlines && i < AT_RESP_MAX_LINES; i++) {
-        const char *l = d->resp.lines[i];
-        while (l && *l == ' ')
-            l++;
-        if (l && strncmp(l, prefix, strlen(prefix)) == 0)
-            return l;
-    }
-    return NULL;
-}
-
 static enum drv_rc simcom_data_up(struct drv *d, char *msg, size_t n)
 {
     /* The USB net interface (RNDIS/ECM on PID 9011, RmNet/QMI on 9001) carries traffic once a
@@ -29,7 +17,7 @@ static enum drv_rc simcom_data_up(struct drv *d, char *msg, size_t n)
     enum at_result r = drv_cmd(d, "AT$QCRMCALL?", 0);
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
         return drv_rc_of(r);
-    if (r == AT_RES_OK && first_line(d, "$QCRMCALL: 1")) {
+    if (r == AT_RES_OK && drv_resp_line(d, "$QCRMCALL: 1")) {
         snprintf(msg, n, "data call already up ($QCRMCALL)");
         d->data_ok = true;
         return DRV_OK;
@@ -60,7 +48,7 @@ static enum drv_rc simcom_gnss_on(struct drv *d)
     enum at_result r = drv_cmd(d, "AT+CGPS?", 0);
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
         return drv_rc_of(r);
-    if (r == AT_RES_OK && first_line(d, "+CGPS: 1"))
+    if (r == AT_RES_OK && drv_resp_line(d, "+CGPS: 1"))
         return DRV_OK;
     /* ERROR here usually means "already running": harmless. */
     return drv_rc_of(drv_cmd(d, "AT+CGPS=1", 0));
@@ -84,7 +72,7 @@ static enum drv_rc simcom_poll_cell(struct drv *d)
         r = drv_cmd(d, "AT+CNSMOD?", 0);
         if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
             return drv_rc_of(r);
-        const char *l = r == AT_RES_OK ? first_line(d, "+CNSMOD:") : NULL;
+        const char *l = r == AT_RES_OK ? drv_resp_line(d, "+CNSMOD:") : NULL;
         enum modem_net net;
         if (l && at_parse_cnsmod(l, &net) == 0) {
             d->s->net = net;
@@ -93,7 +81,7 @@ static enum drv_rc simcom_poll_cell(struct drv *d)
         return DRV_OK;
     }
     d->cpsi_errors = 0;
-    const char *l = first_line(d, "+CPSI:");
+    const char *l = drv_resp_line(d, "+CPSI:");
     if (!l) {
         str_copy(d->fail_cmd, "AT+CPSI?", sizeof d->fail_cmd);
         d->fail_res = AT_RES_OK;
@@ -113,7 +101,7 @@ static enum drv_rc simcom_poll_gnss(struct drv *d)
     enum at_result r = drv_cmd(d, "AT+CGPSINFO", 0);
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO)
         return drv_rc_of(r);
-    const char *l = r == AT_RES_OK ? first_line(d, "+CGPSINFO:") : NULL;
+    const char *l = r == AT_RES_OK ? drv_resp_line(d, "+CGPSINFO:") : NULL;
     struct modem_gnss g = d->s->gnss;
     if (l && at_parse_cgpsinfo(l, &g) == 0) {
         g.valid = true;
