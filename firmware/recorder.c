@@ -259,9 +259,7 @@ static void step(struct recorder_engine *r)
         if (r->tunnel_down_since && mono - r->tunnel_down_since >= 15000) {
             for (unsigned i = 0; i < n; i++) {
                 const struct link_state *l = &r->links[i];
-                if (!l->has_modem ||
-                    (l->modem_valid && l->modem.state == MODEM_ST_POLL &&
-                     (l->modem.reg == MODEM_REG_HOME || l->modem.reg == MODEM_REG_ROAMING))) {
+                if (link_modem_usable(l)) {
                     want = l->interface;
                     break;
                 }

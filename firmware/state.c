@@ -168,3 +168,14 @@ void state_put_link_sim(struct state *st, unsigned link_index, const struct stat
         st->links[link_index].sim = *s;
     pthread_mutex_unlock(&st->lock);
 }
+
+bool link_modem_usable(const struct link_state *l)
+{
+    if (!l->has_modem)
+        return true;
+    if (!l->modem_valid || l->modem.state != MODEM_ST_POLL)
+        return false;
+    if (mono_ms() - l->modem.mono_ms > 5000)
+        return false; /* polling stalled: the modem thread is recovering it */
+    return l->modem.reg == MODEM_REG_HOME || l->modem.reg == MODEM_REG_ROAMING;
+}

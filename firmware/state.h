@@ -108,6 +108,9 @@ unsigned state_get_links(struct state *st, struct link_state *out, unsigned max)
 /* Copy out events with seq > since, oldest first, at most max; returns the count. */
 unsigned state_get_events(struct state *st, uint64_t since, struct state_event *out, unsigned max);
 uint64_t state_started_mono_ms(struct state *st);
+/* Can this link's modem carry traffic right now, as far as the modem itself knows: polling,
+ * a sample under 5 s old, registered home or roaming. A link without a modem: true. */
+bool link_modem_usable(const struct link_state *l);
 /* Sequence number of the newest event, 0 if none. */
 uint64_t state_last_event_seq(struct state *st);
 

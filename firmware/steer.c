@@ -100,18 +100,6 @@ static bool op_of(const struct modem_sample *m, char *out, size_t n)
     return true;
 }
 
-/* Can the modem carry traffic right now, as far as the modem itself knows? */
-static bool modem_usable(const struct link_state *l)
-{
-    if (!l->has_modem)
-        return true;
-    if (!l->modem_valid || l->modem.state != MODEM_ST_POLL)
-        return false;
-    if (mono_ms() - l->modem.mono_ms > 5000)
-        return false; /* polling stalled: the modem thread is recovering it */
-    return l->modem.reg == MODEM_REG_HOME || l->modem.reg == MODEM_REG_ROAMING;
-}
-
 static void update_trip(struct steer *s, const struct position_fix *f, bool have_fix)
 {
     uint64_t now = mono_ms();
@@ -174,7 +162,7 @@ static void step(struct steer *s)
                                     .goodput_kbps = NAN,
                                     .rtt_ms = NAN,
                                     .loss = NAN,
-                                    .outage = !modem_usable(l)};
+                                    .outage = !link_modem_usable(l)};
             if (!op_of(&l->modem, cs.op, sizeof cs.op))
                 continue;
             if (l->tunnel.valid) {
@@ -205,7 +193,8 @@ static void step(struct steer *s)
         str_copy(in[i].name, l->name, sizeof in[i].name);
         if (l->has_modem && l->modem_valid)
             op_of(&l->modem, in[i].op, sizeof in[i].op);
-        in[i].up = modem_usable(l) && (!l->tunnel.valid || strcmp(l->tunnel.state, "down") != 0);
+        in[i].up =
+            link_modem_usable(l) && (!l->tunnel.valid || strcmp(l->tunnel.state, "down") != 0);
         in[i].srtt_ms = l->tunnel.valid ? l->tunnel.srtt_ms : NAN;
         in[i].loss = l->tunnel.valid ? l->tunnel.loss : NAN;
         in[i].capacity_kbps = l->tunnel.valid ? l->tunnel.capacity_bps / 1000.0 : NAN;

@@ -28,6 +28,12 @@ static const char *hub_state_name(enum agg_hub_state s)
     }
 }
 
+static const char *link_state_name(enum agg_link_state s)
+{
+    static const char *const names[] = {"down", "probing", "up", "disabled"};
+    return (unsigned)s < ARRAY_LEN(names) ? names[s] : "?";
+}
+
 static void on_hub_state(void *user, enum agg_hub_state s, unsigned idx)
 {
     struct tunnel *t = user;
@@ -38,10 +44,9 @@ static void on_hub_state(void *user, enum agg_hub_state s, unsigned idx)
 static void on_link_state(void *user, uint8_t link_id, enum agg_link_state s)
 {
     struct tunnel *t = user;
-    static const char *const names[] = {"down", "probing", "up", "disabled"};
     if (link_id < t->nlinks)
         state_add_event(t->st, t->names[link_id], "tunnel_link", "tunnel link %s",
-                        (unsigned)s < 4 ? names[s] : "?");
+                        link_state_name(s));
 }
 
 int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out, char *err,
@@ -127,8 +132,7 @@ void tunnel_tick(struct tunnel *t)
     for (unsigned i = 0; i < s.n_links && i < AGG_MAX_LINKS; i++) {
         const struct agg_link_stats *a = &s.links[i];
         struct state_link_tunnel lt = {.valid = true};
-        static const char *const names[] = {"down", "probing", "up", "disabled"};
-        str_copy(lt.state, (unsigned)a->state < 4 ? names[a->state] : "?", sizeof lt.state);
+        str_copy(lt.state, link_state_name(a->state), sizeof lt.state);
         lt.tx_bytes = a->tx_bytes;
         lt.rx_bytes = a->rx_bytes;
         lt.tx_packets = a->tx_packets;
