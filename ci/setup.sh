@@ -14,11 +14,13 @@ PKGS="build-essential cmake ninja-build pkg-config git clang llvm libclang-rt-14
       libsodium-dev libjansson-dev liblz4-dev libzstd-dev
       gpsd gpsd-clients sqlite3 iproute2 nftables iperf3 socat procps psmisc python3
       ethtool iputils-ping jq file openssl chromium
-      libgpiod-dev gpiod libsystemd-dev smartmontools wrk debootstrap dpkg-dev fakeroot"
+      libgpiod-dev gpiod libsystemd-dev smartmontools wrk debootstrap dpkg-dev fakeroot
+      libmnl-dev libnftables-dev"
 ARM_PKGS="gcc-aarch64-linux-gnu libc6-dev:arm64 qemu-user
       libserialport-dev:arm64 libgps-dev:arm64 libsqlite3-dev:arm64 libcurl4-openssl-dev:arm64
       libmicrohttpd-dev:arm64 libsodium-dev:arm64 libjansson-dev:arm64 liblz4-dev:arm64
-      libzstd-dev:arm64 libgpiod-dev:arm64 libsystemd-dev:arm64"
+      libzstd-dev:arm64 libgpiod-dev:arm64 libsystemd-dev:arm64
+      libmnl-dev:arm64 libnftables-dev:arm64"
 
 if [ "$(id -u)" != 0 ]; then
     echo "ci/setup.sh: run as root (it installs packages with apt-get)" >&2

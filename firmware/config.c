@@ -354,6 +354,73 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
     return 0;
 }
 
+/* "a.b.c.d/nn" with the host bits clear (a LAN subnet). */
+static int check_subnet(struct vctx *v, const char *path, const char *s)
+{
+    unsigned a, b, c, d, len;
+    char tail;
+    if (sscanf(s, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &len, &tail) != 5 || a > 255 || b > 255 ||
+        c > 255 || d > 255 || len > 32)
+        return fail(v, path, "\"%s\": must be a subnet a.b.c.d/nn", s);
+    uint32_t addr = (a << 24) | (b << 16) | (c << 8) | d;
+    uint32_t mask = len ? 0xffffffffu << (32 - len) : 0;
+    if (addr & ~mask)
+        return fail(v, path, "\"%s\": host bits set (did you mean %u.%u.%u.%u/%u?)", s,
+                    (addr & mask) >> 24, ((addr & mask) >> 16) & 255, ((addr & mask) >> 8) & 255,
+                    addr & mask & 255, len);
+    return 0;
+}
+
+static int parse_routing(struct vctx *v, json_t *root, const struct cfg_tunnel *tun,
+                         struct cfg_routing *r)
+{
+    r->table_base = 100;
+    r->rule_pref = 1000;
+    r->fwmark_base = 0x100;
+    r->lan_nat = true;
+    r->fallback = true;
+    r->fallback_after_s = 15;
+    json_t *j = get_obj(v, "", root, "routing");
+    if (!j)
+        return v->failed ? -1 : 0;
+    static const char *const keys[] = {"lan",     "table_base", "rule_pref",        "fwmark_base",
+                                       "lan_nat", "fallback",   "fallback_after_s", NULL};
+    if (check_keys(v, "routing", j, keys))
+        return -1;
+    r->enabled = true;
+    json_t *lan = json_object_get(j, "lan");
+    if (lan) {
+        if (!json_is_array(lan) || json_array_size(lan) > CFG_MAX_LAN)
+            return fail(v, "routing.lan", "must be an array of at most %d subnets", CFG_MAX_LAN);
+        size_t i;
+        json_t *e;
+        json_array_foreach(lan, i, e)
+        {
+            char p[64];
+            snprintf(p, sizeof p, "routing.lan[%zu]", i);
+            if (!json_is_string(e))
+                return fail(v, p, "must be a string, got %s", type_name(e));
+            if (strlen(json_string_value(e)) >= sizeof r->lan[0])
+                return fail(v, p, "too long");
+            str_copy(r->lan[i], json_string_value(e), sizeof r->lan[i]);
+            if (check_subnet(v, p, r->lan[i]))
+                return -1;
+            r->nlan++;
+        }
+    }
+    /* Tables 1..252 are free for local use (253-255 are default/main/local); we need 17. */
+    if (get_uint(v, "routing", j, "table_base", 1, 252 - 16, &r->table_base) ||
+        get_uint(v, "routing", j, "rule_pref", 1, 32000, &r->rule_pref) ||
+        get_uint(v, "routing", j, "fwmark_base", 1, 0x7fffff00, &r->fwmark_base) ||
+        get_bool(v, "routing", j, "lan_nat", &r->lan_nat) ||
+        get_bool(v, "routing", j, "fallback", &r->fallback) ||
+        get_uint(v, "routing", j, "fallback_after_s", 1, 3600, &r->fallback_after_s))
+        return -1;
+    if (!tun->enabled && r->nlan == 0)
+        return fail(v, "routing", "needs \"lan\" when there is no tunnel (nothing to route)");
+    return 0;
+}
+
 static int parse_sections(struct vctx *v, json_t *root, struct config *c)
 {
     json_t *j;
@@ -372,6 +439,8 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     if (v->failed)
         return -1;
     if (parse_tunnel(v, root, &c->tunnel))
+        return -1;
+    if (parse_routing(v, root, &c->tunnel, &c->routing))
         return -1;
     /* position: gpsd on localhost by default; modem GNSS is always the fallback */
     str_copy(c->position.gpsd_host, "localhost", sizeof c->position.gpsd_host);
@@ -501,9 +570,9 @@ int config_parse(const char *json, size_t len, const char *name, struct config *
         fail(&v, "(top level)", "must be a JSON object, got %s", type_name(root));
         goto out;
     }
-    static const char *const keys[] = {"vehicle_id", "data_dir",  "links",     "log",
-                                       "tunnel",     "dashboard", "telemetry", "control_socket",
-                                       "board",      "position",  "coverage",  NULL};
+    static const char *const keys[] = {
+        "vehicle_id", "data_dir",       "links", "log",      "tunnel",   "routing", "dashboard",
+        "telemetry",  "control_socket", "board", "position", "coverage", NULL};
     if (check_keys(&v, "", root, keys))
         goto out;
     if (get_str(&v, "", root, "vehicle_id", true, out->vehicle_id, sizeof out->vehicle_id) ||

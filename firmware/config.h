@@ -45,6 +45,20 @@ struct cfg_tunnel {
     bool lz4;
 };
 
+#define CFG_MAX_LAN 8
+/* "routing": the daemon's policy routing and multi-WAN fallback (firmware/netcfg.c). */
+struct cfg_routing {
+    bool enabled;
+    char lan[CFG_MAX_LAN][24]; /* passenger/operational subnets "192.168.10.0/24" */
+    unsigned nlan;
+    unsigned table_base;       /* link i: table_base + i; the tunnel: table_base + 16 */
+    unsigned rule_pref;        /* our rules use rule_pref .. rule_pref + 4 */
+    unsigned fwmark_base;      /* fallback connections on link i carry fwmark_base + i */
+    bool lan_nat;              /* masquerade the LAN onto the tunnel address */
+    bool fallback;             /* direct NAT out of the links when no hub answers */
+    unsigned fallback_after_s; /* how long without a hub before that */
+};
+
 struct cfg_dashboard {
     bool enabled;
     char listen[64];
@@ -94,6 +108,7 @@ struct config {
     unsigned nlinks;
     struct cfg_log log;
     struct cfg_tunnel tunnel;
+    struct cfg_routing routing;
     struct cfg_dashboard dashboard;
     struct cfg_telemetry telemetry;
     struct cfg_board board;

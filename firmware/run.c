@@ -15,6 +15,7 @@
 #include "firmware/control.h"
 #include "firmware/state.h"
 #include "firmware/tunnel.h"
+#include "firmware/netcfg.h"
 #include "firmware/steer.h"
 #include "firmware/recorder.h"
 #include "firmware/http.h"
@@ -42,6 +43,7 @@ struct supervisor {
     struct steer *steer;
     struct recorder_engine *recorder;
     struct http *http;
+    struct netcfg *netcfg;
     int lockfd;
 };
 
@@ -285,6 +287,11 @@ int run_daemon(const struct config *cfg)
         LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks,
               cfg->tunnel.nhubs, cfg->tunnel.hubs[0]);
     }
+    if (cfg->routing.enabled && netcfg_start(cfg, sv.st, &sv.netcfg, err, sizeof err) != 0) {
+        LOG_E("run", "%s", err);
+        status = 1;
+        goto stop;
+    }
     if (cfg->telemetry.enabled && recorder_start(cfg, sv.st, &sv.recorder, err, sizeof err) != 0) {
         LOG_E("run", "%s", err);
         status = 1;
@@ -339,6 +346,7 @@ stop:;
     stop_modems(&sv);
     steer_stop(sv.steer);
     recorder_stop(sv.recorder);
+    netcfg_stop(sv.netcfg);
     tunnel_stop(sv.tunnel);
     board_close(sv.board);
     LOG_I("run", "all threads stopped in %llu ms", (unsigned long long)(mono_ms() - t0));

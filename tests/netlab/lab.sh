@@ -3,6 +3,7 @@
 # its own network namespace, joined by veth pairs. See README.md in this directory.
 #
 #   lab.sh up [--links N] [--scenario FILE] [--shared] [--bin DIR] [--seed N] [--no-go]
+#             [--no-rules] [--lan]
 #   lab.sh down
 #   lab.sh exec <veh|hub|inet|pK|mK|full-ns-name> cmd...
 #   lab.sh ctl <K|all> <cut|restore|set ...|go|stats|show|reset-stats>
@@ -67,7 +68,7 @@ scen_value() { # keyword file -> first value of "keyword value" lines
 }
 
 cmd_up() {
-    local links="" scenario="" shared=0 bin="" seed=1 go=1
+    local links="" scenario="" shared=0 bin="" seed=1 go=1 rules=1 lan=0
     while [[ $# -gt 0 ]]; do
         case $1 in
         --links) links=$2; shift 2 ;;
@@ -76,6 +77,8 @@ cmd_up() {
         --bin) bin=$2; shift 2 ;;
         --seed) seed=$2; shift 2 ;;
         --no-go) go=0; shift ;;
+        --no-rules) rules=0; shift ;; # like a fresh gateway: DHCP default routes only
+        --lan) lan=1; shift ;;        # a passenger LAN namespace behind the vehicle
         *) log "up: unknown option $1"; exit 2 ;;
         esac
     done
@@ -141,11 +144,16 @@ EOF
             ip -n "$(ns veh)" addr add "10.201.$k.2/24" dev "veh-l$k"
             ip -n "$(ns hub)" addr add "10.201.$k.1/24" dev "hub-l$k"
             gw=10.201.$k.1
-            ip -n "$(ns veh)" rule add from "10.201.$k.2" lookup $((100 + k)) pref 100
+            ((rules)) && ip -n "$(ns veh)" rule add from "10.201.$k.2" lookup $((100 + k)) pref 100
         fi
-        # per-link table: a socket bound to veh-lK (SO_BINDTODEVICE) reaches the hub over link K
-        ip -n "$(ns veh)" route add default via "$gw" dev "veh-l$k" table $((100 + k))
-        ip -n "$(ns veh)" rule add oif "veh-l$k" lookup $((100 + k)) pref 101
+        if ((rules)); then
+            # per-link table: a socket bound to veh-lK (SO_BINDTODEVICE) reaches the hub over link K
+            ip -n "$(ns veh)" route add default via "$gw" dev "veh-l$k" table $((100 + k))
+            ip -n "$(ns veh)" rule add oif "veh-l$k" lookup $((100 + k)) pref 101
+        else
+            # what DHCP leaves on a gateway: one default route per modem, by metric
+            ip -n "$(ns veh)" route add default via "$gw" dev "veh-l$k" metric $((100 + k))
+        fi
         local args=(-a emu-v -b emu-h --link "$k" --ctl "$RUN/p$k.sock" --seed "$seed" --hold)
         [[ -n $scenario ]] && args+=(--scenario "$scenario")
         ip netns exec "$(ns "p$k")" "$bin/corridor-linkemu" "${args[@]}" >"$RUN/p$k.log" 2>&1 &
@@ -154,8 +162,18 @@ EOF
     # unbound traffic (and ping without -I) takes link 1
     local gw1=10.201.1.1
     ((shared)) && gw1=$SHARED_NET.1
-    ip -n "$(ns veh)" route add "$HUB_ADDR/32" via "$gw1" dev veh-l1
-    ip -n "$(ns veh)" route add 10.201.250.0/24 via "$gw1" dev veh-l1
+    if ((rules)); then
+        ip -n "$(ns veh)" route add "$HUB_ADDR/32" via "$gw1" dev veh-l1
+        ip -n "$(ns veh)" route add 10.201.250.0/24 via "$gw1" dev veh-l1
+    fi
+    if ((lan)); then
+        # passengers: 10.201.240.0/24 behind the vehicle (veh-lan .1, lan0 .2)
+        mkns lan
+        mkveth veh veh-lan lan lan0
+        ip -n "$(ns veh)" addr add 10.201.240.1/24 dev veh-lan
+        ip -n "$(ns lan)" addr add 10.201.240.2/24 dev lan0
+        ip -n "$(ns lan)" route add default via 10.201.240.1
+    fi
 
     nsx inet iperf3 -s -D -B "$INET_ADDR" --pidfile "$RUN/iperf-inet.pid" >/dev/null
     nsx hub iperf3 -s -D -B "$HUB_ADDR" --pidfile "$RUN/iperf-hub.pid" >/dev/null
