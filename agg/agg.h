@@ -44,6 +44,11 @@ struct agg_class {
     char src_subnet[AGG_ADDR_LEN]; /* "10.1.0.0/16", "" = any */
     int dscp;                      /* 0..63, -1 = any */
     enum agg_class_mode mode;
+    bool passenger;     /* yields first when the links shrink (unclassified traffic always does) */
+    uint32_t rate_kbps; /* cap for the class, 0 = none */
+    /* FAILOVER: link ids in order of preference; links not listed come after, by id. */
+    uint8_t failover_order[AGG_MAX_LINKS];
+    unsigned n_failover;
 };
 
 struct agg_link_config {
@@ -65,7 +70,7 @@ struct agg_client_config {
     struct agg_class classes[AGG_MAX_CLASSES];
     unsigned n_classes;
     bool lz4;                /* try LZ4 per packet (skipped automatically when it does not pay) */
-    unsigned hub_timeout_ms; /* move to the next hub after this silence (0 = 6000) */
+    unsigned hub_timeout_ms; /* move to the next hub after this silence (0 = 3000) */
 };
 
 /* Per-link counters and estimates. */

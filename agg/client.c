@@ -73,6 +73,8 @@ struct agg_client {
     uint64_t tun_rx, tun_tx, drop_auth, drop_replay, drop_other, icmp_too_big;
 
     struct tun_class cls[AGG_MAX_CLASSES];
+    struct ctrl_classes classes; /* sent to the hub after each handshake and every 10 s */
+    uint64_t last_classes_ms;
 
     pthread_mutex_t mu;
     struct agg_client_stats snap;
@@ -245,6 +247,10 @@ static void on_response(struct agg_client *c, const uint8_t *pkt, size_t len, ui
     c->last_rx_ms = now_ms;
     /* Confirms the session at the hub and teaches it every link's address. */
     bond_keepalive_all(&c->bond, now_ms * 1000);
+    if (c->classes.n) {
+        bond_send_classes(&c->bond, &c->classes);
+        c->last_classes_ms = now_ms;
+    }
     set_hstate(c, AGG_HUB_CONNECTED);
 }
 
@@ -391,6 +397,11 @@ static void on_tick(struct agg_client *c, uint64_t now_us)
             start_handshake(c, now_ms);
         }
     } else if (c->hstate == AGG_HUB_CONNECTED) {
+        /* Repeated: the hub forgets a vehicle after 60 s of silence, and a lost copy is cheap. */
+        if (c->classes.n && now_ms - c->last_classes_ms >= 10000) {
+            bond_send_classes(&c->bond, &c->classes);
+            c->last_classes_ms = now_ms;
+        }
         if (now_ms - c->last_rx_ms > tmo) {
             LOG_W(SUB, "hub %s silent for %u ms", c->cfg.hubs[c->hub_idx], tmo);
             if (c->cfg.n_hubs > 1)
@@ -526,23 +537,29 @@ int agg_client_start(const struct agg_client_config *cfg, const struct agg_callb
     }
     if (bond_init(&c->bond, c->inner_mtu, cfg->lz4, deliver, c, err, errlen) != 0)
         goto fail;
+    /* One class table for both ends: applied here, sent to the hub for the downlink. */
+    c->classes.n = (uint8_t)cfg->n_classes;
     for (unsigned i = 0; i < cfg->n_classes; i++) {
-        struct sched_class_cfg sc;
-        memset(&sc, 0, sizeof(sc));
-        sc.mode = cfg->classes[i].mode == AGG_MODE_FAILOVER    ? SCHED_FAILOVER
-                  : cfg->classes[i].mode == AGG_MODE_REDUNDANT ? SCHED_REDUNDANT
-                                                               : SCHED_BOND;
-        for (unsigned k = 0; k < SCHED_MAX_LINKS; k++)
-            sc.link_prio[k] = (uint8_t)k;
-        sched_set_class(c->bond.sched, i + 1, &sc);
+        const struct agg_class *ac = &cfg->classes[i];
+        struct ctrl_class *k = &c->classes.c[i];
+        uint32_t net_be = 0;
+        unsigned plen = 0;
+        if (ac->src_subnet[0])
+            tun_parse_prefix(ac->src_subnet, &net_be, &plen); /* validated just above */
+        k->pfx = (uint8_t)plen;
+        k->net = plen ? ntohl(net_be) & (0xffffffffu << (32 - plen)) : 0;
+        k->dscp = (int8_t)ac->dscp;
+        k->mode = ac->mode == AGG_MODE_FAILOVER    ? SCHED_FAILOVER
+                  : ac->mode == AGG_MODE_REDUNDANT ? SCHED_REDUNDANT
+                                                   : SCHED_BOND;
+        k->passenger = ac->passenger ? 1 : 0;
+        k->rate_kbps = ac->rate_kbps;
+        k->n_order = 0;
+        for (unsigned r = 0; r < ac->n_failover && r < AGG_MAX_LINKS; r++)
+            if (ac->failover_order[r] < AGG_MAX_LINKS)
+                k->order[k->n_order++] = ac->failover_order[r];
     }
-    if (cfg->n_classes > 0) {
-        /* Unclassified traffic (passengers) yields first when the links shrink. */
-        struct sched_class_cfg sc;
-        memset(&sc, 0, sizeof(sc));
-        sc.priority = 1;
-        sched_set_class(c->bond.sched, 0, &sc);
-    }
+    bond_set_classes(&c->bond, &c->classes, false, c->cls);
     if (hs_initiator_init(&c->ini, cfg->private_key, cfg->hub_public_key, true) != 0) {
         snprintf(err, errlen, "tunnel: handshake init failed (bad key?)");
         goto fail;

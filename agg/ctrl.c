@@ -200,6 +200,70 @@ int ctrl_decode_feedback(const uint8_t *buf, size_t len, struct ctrl_feedback *f
     return r.bad || r.off != len ? -1 : 0;
 }
 
+/* Class table: type, n, then per class net(4, big-endian) pfx dscp(0xff = any) mode
+ * passenger rate_kbps(varint) n_order order[n_order]. */
+size_t ctrl_encode_classes(const struct ctrl_classes *c, uint8_t *buf, size_t len)
+{
+    if (c->n > CTRL_MAX_CLASSES)
+        return 0;
+    struct wbuf w = {buf, len, 0, 0};
+    put_u8(&w, CTRL_CLASSES);
+    put_u8(&w, c->n);
+    for (unsigned i = 0; i < c->n; i++) {
+        const struct ctrl_class *k = &c->c[i];
+        if (k->pfx > 32 || k->dscp < -1 || k->dscp > 63 || k->mode > 2 ||
+            k->n_order > CTRL_MAX_LINKS)
+            return 0;
+        for (int s = 24; s >= 0; s -= 8)
+            put_u8(&w, (uint8_t)(k->net >> s));
+        put_u8(&w, k->pfx);
+        put_u8(&w, k->dscp < 0 ? 0xff : (uint8_t)k->dscp);
+        put_u8(&w, k->mode);
+        put_u8(&w, k->passenger ? 1 : 0);
+        put_var(&w, k->rate_kbps);
+        put_u8(&w, k->n_order);
+        for (unsigned o = 0; o < k->n_order; o++)
+            put_u8(&w, k->order[o]);
+    }
+    return w.bad ? 0 : w.off;
+}
+
+int ctrl_decode_classes(const uint8_t *buf, size_t len, struct ctrl_classes *c)
+{
+    struct rbuf r = {buf, len, 0, 0};
+    if (get_u8(&r) != CTRL_CLASSES)
+        return -1;
+    c->n = get_u8(&r);
+    if (r.bad || c->n > CTRL_MAX_CLASSES)
+        return -1;
+    for (unsigned i = 0; i < c->n; i++) {
+        struct ctrl_class *k = &c->c[i];
+        k->net = 0;
+        for (int s = 0; s < 4; s++)
+            k->net = (k->net << 8) | get_u8(&r);
+        k->pfx = get_u8(&r);
+        uint8_t d = get_u8(&r);
+        k->mode = get_u8(&r);
+        k->passenger = get_u8(&r);
+        k->rate_kbps = get_var32(&r);
+        k->n_order = get_u8(&r);
+        if (r.bad || k->pfx > 32 || (d > 63 && d != 0xff) || k->mode > 2 || k->passenger > 1 ||
+            k->n_order > CTRL_MAX_LINKS)
+            return -1;
+        k->dscp = d == 0xff ? -1 : (int8_t)d;
+        for (unsigned o = 0; o < k->n_order; o++) {
+            k->order[o] = get_u8(&r);
+            if (k->order[o] >= CTRL_MAX_LINKS)
+                return -1;
+        }
+        if (r.bad)
+            return -1;
+        if (k->pfx < 32 && (k->net & ~(k->pfx ? 0xffffffffu << (32 - k->pfx) : 0u)))
+            return -1; /* host bits set: not a table our encoder makes */
+    }
+    return r.bad || r.off != len ? -1 : 0;
+}
+
 /* ---- receiver side ------------------------------------------------------------------------ */
 
 void ctrl_rx_init(struct ctrl_rx *rx)

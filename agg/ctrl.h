@@ -18,11 +18,30 @@
 #define CTRL_PROBE       0x10
 #define CTRL_PROBE_REPLY 0x11
 #define CTRL_FEEDBACK    0x12
+#define CTRL_CLASSES     0x13
 
 #define CTRL_MAX_LINKS  16 /* per feedback message: matches the biggest units (16 modems) */
 #define CTRL_MAX_RANGES 64 /* missing ranges reported per feedback (oldest first) */
 /* Upper bound of any encoded control payload, for the caller's buffer. */
 #define CTRL_MAX_ENCODED 1400 /* exact worst case: 16 links, 64 ranges, 10-byte varints */
+
+/* The vehicle's traffic classes, sent to the hub after every handshake and every 10 s, so the
+ * hub schedules the downlink by the same classes (matching the subnet as DESTINATION). */
+#define CTRL_MAX_CLASSES 7
+struct ctrl_class {
+    uint32_t net;      /* host order; with pfx 0: any address */
+    uint8_t pfx;       /* 0..32 */
+    int8_t dscp;       /* 0..63, -1 = any */
+    uint8_t mode;      /* enum sched_mode */
+    uint8_t passenger; /* 0 operational, 1 yields first */
+    uint32_t rate_kbps;
+    uint8_t n_order; /* failover: link ids, preferred first */
+    uint8_t order[CTRL_MAX_LINKS];
+};
+struct ctrl_classes {
+    uint8_t n;
+    struct ctrl_class c[CTRL_MAX_CLASSES];
+};
 
 struct ctrl_probe {
     uint8_t link_id;
@@ -72,6 +91,8 @@ size_t ctrl_encode_feedback(const struct ctrl_feedback *f, uint8_t *buf, size_t 
 /* Decoders return 0 on success, -1 on malformed/truncated/trailing input (output then
  * undefined). ctrl_type() returns the inner type byte or -1 for an empty buffer. */
 int ctrl_type(const uint8_t *buf, size_t len);
+size_t ctrl_encode_classes(const struct ctrl_classes *c, uint8_t *buf, size_t len);
+int ctrl_decode_classes(const uint8_t *buf, size_t len, struct ctrl_classes *c);
 int ctrl_decode_probe(const uint8_t *buf, size_t len, struct ctrl_probe *p);
 int ctrl_decode_probe_reply(const uint8_t *buf, size_t len, struct ctrl_probe_reply *p);
 int ctrl_decode_feedback(const uint8_t *buf, size_t len, struct ctrl_feedback *f);

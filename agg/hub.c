@@ -45,6 +45,9 @@ struct vehicle {
     uint64_t last_rx_ms;
     uint64_t rx_pkts, tx_pkts;
     struct agg_hub *h;
+    /* The vehicle's traffic classes (CTRL_CLASSES), matched on the downlink by destination. */
+    struct tun_class cls[CTRL_MAX_CLASSES];
+    unsigned ncls;
 };
 
 struct agg_hub {
@@ -172,6 +175,7 @@ static void vehicle_close(struct agg_hub *h, struct vehicle *v)
         bond_free(v->bond);
         free(v->bond);
         v->bond = NULL;
+        v->ncls = 0;
     }
 }
 
@@ -284,6 +288,12 @@ static void on_udp(struct agg_hub *h, uint64_t now_us)
                 bond_set_peer(v->bond, rx.link_id, &from);
         }
         bond_on_rx(v->bond, rx.link_id, &rx, now_us);
+        if (v->bond->peer_classes_new) {
+            v->bond->peer_classes_new = false;
+            bond_set_classes(v->bond, &v->bond->peer_classes, true, v->cls);
+            v->ncls = v->bond->peer_classes.n;
+            LOG_I(SUB, "vehicle %s: %u traffic classes for the downlink", v->cfg.id, v->ncls);
+        }
         bond_release(v->bond, now_us);
     }
 }
@@ -302,7 +312,8 @@ static void on_tun(struct agg_hub *h, uint64_t now_us)
         if (!v || !v->bond || !v->bond->sess)
             continue;
         tun_clamp_mss(h->tbuf, (size_t)n, h->inner_mtu);
-        if (bond_send_ip(v->bond, h->tbuf, (size_t)n, 0, now_us) == 0)
+        unsigned cls = tun_classify(v->cls, v->ncls, h->tbuf, (size_t)n);
+        if (bond_send_ip(v->bond, h->tbuf, (size_t)n, cls, now_us) == 0)
             v->tx_pkts++;
     }
 }

@@ -174,11 +174,13 @@ unsigned tun_classify(const struct tun_class *cls, unsigned n, const uint8_t *ip
 {
     if (n == 0 || len < 20 || (ip[0] >> 4) != 4)
         return 0;
-    uint32_t src;
+    uint32_t src, dst;
     memcpy(&src, ip + 12, 4);
+    memcpy(&dst, ip + 16, 4);
     int dscp = ip[1] >> 2;
     for (unsigned i = 0; i < n; i++) {
-        if (cls[i].mask_be && (src & cls[i].mask_be) != cls[i].net_be)
+        uint32_t a = cls[i].match_dst ? dst : src;
+        if (cls[i].mask_be && (a & cls[i].mask_be) != cls[i].net_be)
             continue;
         if (cls[i].dscp >= 0 && cls[i].dscp != dscp)
             continue;

@@ -3,6 +3,7 @@
 #ifndef CORRIDOR_AGG_TUN_H
 #define CORRIDOR_AGG_TUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,14 +14,13 @@ int tun_open(const char *name, const char *addr_prefix, unsigned mtu, char *err,
 /* Parse "a.b.c.d/nn" (prefix optional: /32) into network-order address and prefix length. */
 int tun_parse_prefix(const char *s, uint32_t *addr_be, unsigned *prefix);
 
-#endif
-
 /* ---- IPv4 helpers for the packets crossing the TUN device (no allocation, bounds-checked) -- */
 struct agg_class;
 
 struct tun_class {
-    uint32_t net_be, mask_be; /* mask 0 = any source */
+    uint32_t net_be, mask_be; /* mask 0 = any address */
     int dscp;                 /* -1 = any */
+    bool match_dst;           /* the hub matches the vehicle's subnets as destination */
 };
 
 /* Parse a configured class; err names it. 0 or -1. */
@@ -35,3 +35,5 @@ void tun_clamp_mss(uint8_t *ip, size_t len, unsigned mtu);
  * error itself, too short, out too small). */
 size_t tun_frag_needed(const uint8_t *ip, size_t len, uint32_t src_be, unsigned mtu, uint8_t *out,
                        size_t outcap);
+
+#endif

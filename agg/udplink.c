@@ -545,8 +545,6 @@ static void push_packet(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t i
 
 static void on_ctrl(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint64_t now_us)
 {
-    int t = ctrl_type(rx->payload - 1, rx->len + 1);
-    (void)t;
     /* ctrl payloads start with their own type byte, which is the inner type: rebuild the
      * view including it (wire strips the inner type byte from payload). */
     const uint8_t *p = rx->payload - 1;
@@ -577,6 +575,18 @@ static void on_ctrl(struct bond *b, uint8_t link_id, const struct wire_rx *rx, u
         struct ctrl_feedback fb;
         if (ctrl_decode_feedback(p, len, &fb) == 0)
             sched_on_feedback(b->sched, &fb, link_id, now_us);
+        break;
+    }
+    case CTRL_CLASSES: {
+        struct ctrl_classes tab;
+        memset(&tab, 0, sizeof(tab));
+        /* Sent every 10 s: only a changed table is news for the engine. */
+        if (ctrl_decode_classes(p, len, &tab) == 0 &&
+            (tab.n != b->peer_classes.n ||
+             memcmp(tab.c, b->peer_classes.c, tab.n * sizeof tab.c[0]) != 0)) {
+            b->peer_classes = tab;
+            b->peer_classes_new = true;
+        }
         break;
     }
     default:
@@ -822,4 +832,45 @@ void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out
         else
             out->state = AGG_LINK_UP;
     }
+}
+
+void bond_set_classes(struct bond *b, const struct ctrl_classes *t, bool match_dst,
+                      struct tun_class *cls)
+{
+    for (unsigned i = 0; i < t->n && i + 1 < SCHED_MAX_CLASSES; i++) {
+        const struct ctrl_class *k = &t->c[i];
+        struct sched_class_cfg sc;
+        memset(&sc, 0, sizeof(sc));
+        sc.mode = k->mode;
+        sc.priority = k->passenger;
+        sc.rate_cap_bps = (uint64_t)k->rate_kbps * 1000;
+        /* Failover: the listed links first, in order; the others after them, by id. */
+        for (unsigned l = 0; l < SCHED_MAX_LINKS; l++)
+            sc.link_prio[l] = (uint8_t)(SCHED_MAX_LINKS + l);
+        for (unsigned r = 0; r < k->n_order; r++)
+            sc.link_prio[k->order[r]] = (uint8_t)r;
+        sched_set_class(b->sched, i + 1, &sc);
+        uint32_t mask = k->pfx ? 0xffffffffu << (32 - k->pfx) : 0;
+        cls[i].mask_be = htonl(mask);
+        cls[i].net_be = htonl(k->net & mask);
+        cls[i].dscp = k->dscp;
+        cls[i].match_dst = match_dst;
+    }
+    /* Unclassified traffic (the passengers) yields first when the links shrink. */
+    struct sched_class_cfg sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.priority = t->n > 0 ? 1 : 0;
+    sched_set_class(b->sched, 0, &sc);
+}
+
+void bond_send_classes(struct bond *b, const struct ctrl_classes *t)
+{
+    uint8_t buf[CTRL_MAX_ENCODED];
+    size_t n = ctrl_encode_classes(t, buf, sizeof(buf));
+    if (n < 2)
+        return;
+    /* On every link: a tiny message, and the table must not depend on one link being up. */
+    for (unsigned i = 0; i < AGG_MAX_LINKS; i++)
+        if (b->link[i].present && b->link[i].has_peer)
+            send_ctrl(b, (uint8_t)i, buf[0], buf + 1, n - 1);
 }

@@ -52,6 +52,7 @@ int udplink_send(int fd, const struct sockaddr_in *to, const void *buf, size_t l
 #include "agg/ctrl.h"
 #include "agg/reorder.h"
 #include "agg/sched.h"
+#include "agg/tun.h"
 #include "agg/wire.h"
 
 #define BOND_INNER_RESEND 0x1f
@@ -119,6 +120,9 @@ struct bond {
     uint64_t drop_nolink, drop_budget, drop_pool, drop_oversize, drop_bad_inner, resent;
     uint64_t resend_expired; /* repairs that found no room on any link in time */
     uint64_t rx_delivered;
+    /* The peer's class table (CTRL_CLASSES), for the hub: new_ set until the engine applied it. */
+    struct ctrl_classes peer_classes;
+    bool peer_classes_new;
 };
 
 /* Allocates the bond's buffers. 0 or -1 with err. */
@@ -143,3 +147,10 @@ void bond_tick(struct bond *b, uint64_t now_us);
 /* Release what the reorder buffer allows now. */
 void bond_release(struct bond *b, uint64_t now_us);
 void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out);
+/* Traffic classes, one table for both ends: the vehicle makes it from its config and sends it
+ * (bond_send_classes, after each handshake and every 10 s), the hub applies what it receives.
+ * Sets scheduler classes 1..n (and class 0, unclassified, yielding first when n > 0) and fills
+ * cls[0..n-1] for tun_classify, matching the subnet as source (vehicle) or destination (hub). */
+void bond_set_classes(struct bond *b, const struct ctrl_classes *t, bool match_dst,
+                      struct tun_class *cls);
+void bond_send_classes(struct bond *b, const struct ctrl_classes *t);

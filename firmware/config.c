@@ -306,7 +306,8 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
     if (!j)
         return v->failed ? -1 : 0;
     static const char *const keys[] = {
-        "hubs", "private_key_file", "hub_public_key", "tun", "address", "path_mtu", "lz4", NULL};
+        "hubs", "private_key_file", "hub_public_key", "tun", "address", "path_mtu",
+        "lz4",  "classes",          "hub_timeout_ms", NULL};
     if (check_keys(v, "tunnel", j, keys))
         return -1;
     t->enabled = true;
@@ -340,7 +341,8 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
         get_str(v, "tunnel", j, "tun", false, t->tun, sizeof t->tun) ||
         get_str(v, "tunnel", j, "address", true, t->address, sizeof t->address) ||
         get_uint(v, "tunnel", j, "path_mtu", 576, 9000, &t->path_mtu) ||
-        get_bool(v, "tunnel", j, "lz4", &t->lz4))
+        get_bool(v, "tunnel", j, "lz4", &t->lz4) ||
+        get_uint(v, "tunnel", j, "hub_timeout_ms", 500, 60000, &t->hub_timeout_ms))
         return -1;
     if (check_abs_path(v, "tunnel.private_key_file", t->private_key_file))
         return -1;
@@ -368,6 +370,91 @@ static int check_subnet(struct vctx *v, const char *path, const char *s)
         return fail(v, path, "\"%s\": host bits set (did you mean %u.%u.%u.%u/%u?)", s,
                     (addr & mask) >> 24, ((addr & mask) >> 16) & 255, ((addr & mask) >> 8) & 255,
                     addr & mask & 255, len);
+    return 0;
+}
+
+/* tunnel.classes[]: operational traffic (ticketing, CCTV, telemetry) ahead of the passengers. */
+static int parse_classes(struct vctx *v, json_t *root, struct config *c)
+{
+    json_t *tj = json_object_get(root, "tunnel");
+    json_t *arr = tj ? json_object_get(tj, "classes") : NULL;
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > CFG_MAX_CLASSES)
+        return fail(v, "tunnel.classes", "must be an array of at most %d classes", CFG_MAX_CLASSES);
+    static const char *const keys[] = {"name",     "src_subnet", "dscp",           "mode",
+                                       "priority", "rate_kbps",  "failover_order", NULL};
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        char p[64], q[96];
+        snprintf(p, sizeof p, "tunnel.classes[%zu]", i);
+        struct cfg_class *cl = &c->tunnel.classes[i];
+        memset(cl, 0, sizeof *cl);
+        cl->dscp = -1;
+        str_copy(cl->mode, "bond", sizeof cl->mode);
+        char prio[16] = "operational";
+        unsigned dscp = 64;
+        if (!json_is_object(e))
+            return fail(v, p, "must be an object, got %s", type_name(e));
+        if (check_keys(v, p, e, keys) ||
+            get_str(v, p, e, "name", true, cl->name, sizeof cl->name) ||
+            get_str(v, p, e, "src_subnet", false, cl->src_subnet, sizeof cl->src_subnet) ||
+            get_uint(v, p, e, "dscp", 0, 63, &dscp) ||
+            get_str(v, p, e, "mode", false, cl->mode, sizeof cl->mode) ||
+            get_str(v, p, e, "priority", false, prio, sizeof prio) ||
+            get_uint(v, p, e, "rate_kbps", 0, 10000000, &cl->rate_kbps))
+            return -1;
+        snprintf(q, sizeof q, "%s.name", p);
+        if (check_name(v, q, cl->name))
+            return -1;
+        if (dscp < 64)
+            cl->dscp = (int)dscp;
+        snprintf(q, sizeof q, "%s.src_subnet", p);
+        if (cl->src_subnet[0] && check_subnet(v, q, cl->src_subnet))
+            return -1;
+        if (!cl->src_subnet[0] && cl->dscp < 0)
+            return fail(v, p,
+                        "needs \"src_subnet\" or \"dscp\" (a class matching everything "
+                        "would hide the default class)");
+        snprintf(q, sizeof q, "%s.mode", p);
+        if (strcmp(cl->mode, "bond") && strcmp(cl->mode, "failover") &&
+            strcmp(cl->mode, "redundant"))
+            return fail(v, q, "\"%s\": must be bond, failover or redundant", cl->mode);
+        snprintf(q, sizeof q, "%s.priority", p);
+        if (strcmp(prio, "operational") && strcmp(prio, "passenger"))
+            return fail(v, q, "\"%s\": must be operational or passenger", prio);
+        cl->passenger = strcmp(prio, "passenger") == 0;
+        json_t *fo = json_object_get(e, "failover_order");
+        snprintf(q, sizeof q, "%s.failover_order", p);
+        if (fo && strcmp(cl->mode, "failover") != 0)
+            return fail(v, q, "only for mode \"failover\"");
+        if (fo && (!json_is_array(fo) || json_array_size(fo) > c->nlinks))
+            return fail(v, q, "must be an array of at most %u link names", c->nlinks);
+        size_t k;
+        json_t *n;
+        json_array_foreach(fo, k, n)
+        {
+            snprintf(q, sizeof q, "%s.failover_order[%zu]", p, k);
+            if (!json_is_string(n))
+                return fail(v, q, "must be a link name, got %s", type_name(n));
+            unsigned li = c->nlinks;
+            for (unsigned l = 0; l < c->nlinks; l++)
+                if (strcmp(c->links[l].name, json_string_value(n)) == 0)
+                    li = l;
+            if (li == c->nlinks)
+                return fail(v, q, "\"%s\": no such link", json_string_value(n));
+            for (unsigned r = 0; r < cl->nfailover; r++)
+                if (cl->failover[r] == li)
+                    return fail(v, q, "\"%s\": listed twice", json_string_value(n));
+            cl->failover[cl->nfailover++] = li;
+        }
+        for (size_t o = 0; o < i; o++)
+            if (strcmp(c->tunnel.classes[o].name, cl->name) == 0)
+                return fail(v, p, "name \"%s\" used twice", cl->name);
+        c->tunnel.nclasses++;
+    }
     return 0;
 }
 
@@ -439,6 +526,8 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     if (v->failed)
         return -1;
     if (parse_tunnel(v, root, &c->tunnel))
+        return -1;
+    if (parse_classes(v, root, c))
         return -1;
     if (parse_routing(v, root, &c->tunnel, &c->routing))
         return -1;

@@ -33,6 +33,19 @@ struct cfg_link {
     struct cfg_modem modem;
 };
 
+#define CFG_MAX_CLASSES 7 /* plus the default class: the scheduler has 8 */
+/* A traffic class of the tunnel: matched by source subnet and/or DSCP, first match wins. */
+struct cfg_class {
+    char name[32];
+    char src_subnet[24]; /* "" = any */
+    int dscp;            /* -1 = any */
+    char mode[12];       /* bond | failover | redundant */
+    bool passenger;      /* yields first when the links shrink (default: operational) */
+    unsigned rate_kbps;  /* 0 = no cap */
+    unsigned failover[CFG_MAX_LINKS]; /* mode failover: link indexes, preferred first */
+    unsigned nfailover;
+};
+
 struct cfg_tunnel {
     bool enabled;
     char hubs[CFG_MAX_HUBS][64];
@@ -43,6 +56,9 @@ struct cfg_tunnel {
     char address[48];
     unsigned path_mtu; /* outer path MTU, 0 = 1500 */
     bool lz4;
+    unsigned hub_timeout_ms; /* move to the next hub after this silence, 0 = the tunnel's default */
+    struct cfg_class classes[CFG_MAX_CLASSES];
+    unsigned nclasses;
 };
 
 #define CFG_MAX_LAN 8

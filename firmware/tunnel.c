@@ -88,6 +88,23 @@ int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out
         t->has_modem[i] = cfg->links[i].modem.present;
     }
     ac->n_links = cfg->nlinks;
+    ac->hub_timeout_ms = tc->hub_timeout_ms;
+    for (unsigned i = 0; i < tc->nclasses && i < AGG_MAX_CLASSES; i++) {
+        const struct cfg_class *cc = &tc->classes[i];
+        struct agg_class *a = &ac->classes[i];
+        str_copy(a->name, cc->name, sizeof a->name);
+        str_copy(a->src_subnet, cc->src_subnet, sizeof a->src_subnet);
+        a->dscp = cc->dscp;
+        a->mode = strcmp(cc->mode, "failover") == 0    ? AGG_MODE_FAILOVER
+                  : strcmp(cc->mode, "redundant") == 0 ? AGG_MODE_REDUNDANT
+                                                       : AGG_MODE_BOND;
+        a->passenger = cc->passenger;
+        a->rate_kbps = cc->rate_kbps;
+        for (unsigned r = 0; r < cc->nfailover; r++)
+            a->failover_order[r] = (uint8_t)cc->failover[r]; /* link id = config index */
+        a->n_failover = cc->nfailover;
+    }
+    ac->n_classes = tc->nclasses;
     t->nlinks = cfg->nlinks;
     struct agg_callbacks cb = {.hub_state = on_hub_state, .link_state = on_link_state, .user = t};
     int rc = agg_client_start(ac, &cb, &t->client, err, errlen);

@@ -85,6 +85,68 @@ static void test_ctrl_roundtrip(void)
     CHECK_INT(ctrl_type(buf, 0), -1);
 }
 
+/* The class table the vehicle sends the hub: round trip, the seed files of the fuzzer, and
+ * refusals of what our encoder never makes. */
+static void test_ctrl_classes(void)
+{
+    struct ctrl_classes t = {.n = 2}, u;
+    t.c[0] = (struct ctrl_class){.net = 0xc0a80a00,
+                                 .pfx = 24,
+                                 .dscp = 46,
+                                 .mode = SCHED_FAILOVER,
+                                 .n_order = 2,
+                                 .order = {3, 1}};
+    t.c[1] = (struct ctrl_class){.dscp = -1,
+                                 .net = 0x0a000000,
+                                 .pfx = 8,
+                                 .mode = SCHED_BOND,
+                                 .passenger = 1,
+                                 .rate_kbps = 2000000};
+    uint8_t buf[CTRL_MAX_ENCODED];
+    size_t n = ctrl_encode_classes(&t, buf, sizeof(buf));
+    CHECK(n > 2);
+    memset(&u, 0, sizeof(u));
+    CHECK_INT(ctrl_decode_classes(buf, n, &u), 0);
+    CHECK_INT(u.n, 2);
+    CHECK_INT(u.c[0].net, 0xc0a80a00);
+    CHECK_INT(u.c[0].dscp, 46);
+    CHECK_INT(u.c[0].order[0], 3);
+    CHECK_INT(u.c[0].order[1], 1);
+    CHECK_INT(u.c[1].dscp, -1);
+    CHECK_INT(u.c[1].rate_kbps, 2000000);
+    CHECK_INT(u.c[1].passenger, 1);
+    for (size_t cut = 0; cut < n; cut++)
+        CHECK_INT(ctrl_decode_classes(buf, cut, &u), -1); /* every truncation refused */
+    uint8_t bad[CTRL_MAX_ENCODED];
+    memcpy(bad, buf, n);
+    bad[6] = 33; /* prefix > 32 */
+    CHECK_INT(ctrl_decode_classes(bad, n, &u), -1);
+    memcpy(bad, buf, n);
+    bad[5] = 1; /* host bits under the /24 */
+    CHECK_INT(ctrl_decode_classes(bad, n, &u), -1);
+    memcpy(bad, buf, n);
+    bad[8] = 3; /* unknown mode */
+    CHECK_INT(ctrl_decode_classes(bad, n, &u), -1);
+    memcpy(bad, buf, n);
+    bad[1] = 8; /* more classes than the scheduler has */
+    CHECK_INT(ctrl_decode_classes(bad, n, &u), -1);
+    struct ctrl_classes big = {.n = CTRL_MAX_CLASSES + 1};
+    CHECK_INT((int)ctrl_encode_classes(&big, buf, sizeof(buf)), 0);
+    /* the fuzzer's seeds are valid tables */
+    const char *seeds[] = {"classes", "classes_empty", "classes_max"};
+    for (unsigned i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/ctrl/%s", CORRIDOR_SOURCE_DIR, seeds[i]);
+        FILE *f = fopen(path, "rb");
+        CHECK(f != NULL);
+        if (!f)
+            continue;
+        size_t m = fread(bad, 1, sizeof(bad), f);
+        fclose(f);
+        CHECK_INT(ctrl_decode_classes(bad, m, &u), 0);
+    }
+}
+
 static void test_ctrl_rx(void)
 {
     struct ctrl_rx rx;
@@ -719,6 +781,7 @@ int main(void)
 {
     test_ctrl_roundtrip();
     test_ctrl_rx();
+    test_ctrl_classes();
     test_reorder_basic();
     test_reorder_hold_bound();
     test_reorder_flush();

@@ -68,6 +68,66 @@ int main(void)
     CHECK_STR(cfg.tunnel.hubs[1], "[2001:db8::1]:5555");
     CHECK_STR(cfg.tunnel.tun, "corr0");
 
+    /* Traffic classes and routing. */
+#define TUN_HEAD                                                                                   \
+    "\"tunnel\":{\"hubs\":[\"198.51.100.7:5555\"],\"private_key_file\":\"/etc/corridor/key\","     \
+    "\"hub_public_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\","                         \
+    "\"address\":\"10.77.0.2/16\""
+#define TWO_LINKS LINK_OK ",{\"name\":\"b\",\"interface\":\"usb1\"}"
+    CHECK_INT(parse(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"hub_timeout_ms\":5000,\"classes\":["
+                                       "{\"name\":\"ticketing\",\"src_subnet\":\"10.1.0.0/24\","
+                                       "\"mode\":\"failover\",\"failover_order\":[\"b\",\"a\"]},"
+                                       "{\"name\":\"cctv\",\"dscp\":10,\"rate_kbps\":4000,"
+                                       "\"priority\":\"passenger\"}]},"
+                                       "\"routing\":{\"lan\":[\"192.168.10.0/24\"],"
+                                       "\"fallback_after_s\":20}}"),
+              0);
+    CHECK_INT(cfg.tunnel.nclasses, 2);
+    CHECK_INT(cfg.tunnel.hub_timeout_ms, 5000);
+    CHECK_STR(cfg.tunnel.classes[0].mode, "failover");
+    CHECK_INT(cfg.tunnel.classes[0].dscp, -1);
+    CHECK_INT(cfg.tunnel.classes[0].nfailover, 2);
+    CHECK_INT(cfg.tunnel.classes[0].failover[0], 1);
+    CHECK(!cfg.tunnel.classes[0].passenger);
+    CHECK_INT(cfg.tunnel.classes[1].dscp, 10);
+    CHECK_INT(cfg.tunnel.classes[1].rate_kbps, 4000);
+    CHECK(cfg.tunnel.classes[1].passenger);
+    CHECK(cfg.routing.enabled);
+    CHECK_INT(cfg.routing.nlan, 1);
+    CHECK_INT(cfg.routing.fallback_after_s, 20);
+    CHECK_INT(cfg.routing.table_base, 100);
+    CHECK(cfg.routing.lan_nat && cfg.routing.fallback);
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\",\"dscp\":64}]}}",
+        "tunnel.classes[0].dscp: must be in 0..63, got 64");
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\"}]}}",
+        "tunnel.classes[0]: needs \"src_subnet\" or \"dscp\"");
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\",\"dscp\":1,"
+                           "\"mode\":\"fast\"}]}}",
+        "tunnel.classes[0].mode: \"fast\": must be bond, failover or redundant");
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\",\"dscp\":1,"
+                           "\"mode\":\"failover\",\"failover_order\":[\"c\"]}]}}",
+        "tunnel.classes[0].failover_order[0]: \"c\": no such link");
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\",\"dscp\":1,"
+                           "\"failover_order\":[\"a\"]}]}}",
+        "tunnel.classes[0].failover_order: only for mode \"failover\"");
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\",\"src_subnet\":"
+                           "\"10.1.0.1/24\"}]}}",
+        "tunnel.classes[0].src_subnet: \"10.1.0.1/24\": host bits set");
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\",\"dscp\":1},"
+                           "{\"name\":\"x\",\"dscp\":2}]}}",
+        "tunnel.classes[1]: name \"x\" used twice");
+    bad(MIN_HEAD TWO_LINKS "]," TUN_HEAD ",\"classes\":[{\"name\":\"x\",\"dscp\":1,"
+                           "\"priority\":\"high\"}]}}",
+        "tunnel.classes[0].priority: \"high\": must be operational or passenger");
+    bad(MIN_HEAD TWO_LINKS "],\"routing\":{\"fallback_after_s\":5}}",
+        "routing: needs \"lan\" when there is no tunnel");
+    bad(MIN_HEAD TWO_LINKS "],\"routing\":{\"lan\":[\"10.1.0.0/33\"]}}",
+        "routing.lan[0]: \"10.1.0.0/33\": must be a subnet");
+    bad(MIN_HEAD TWO_LINKS "],\"routing\":{\"lan\":[\"10.1.0.0/16\"],\"table_base\":250}}",
+        "routing.table_base: must be in 1..236");
+    bad(MIN_HEAD TWO_LINKS "],\"routing\":{\"lan\":[\"10.1.0.0/16\"],\"nat\":true}}",
+        "routing.nat: unknown key");
+
     /* Errors name the key path and the problem. */
     bad("{\"data_dir\":\"/x\",\"links\":[" LINK_OK "]}", "t.json: vehicle_id: missing (required)");
     bad("{\"vehicle_id\":\"v\",\"links\":[" LINK_OK "]}", "data_dir: missing");

@@ -1,5 +1,6 @@
 // fuzz-libs: corridor_agg corridor_common
-/* fuzz_ctrl: the control-message decoders (probe, probe reply, feedback) on arbitrary bytes,
+/* fuzz_ctrl: the control-message decoders (probe, probe reply, feedback, class table) on
+ * arbitrary bytes,
  * then whatever decodes is fed to a live scheduler, as a peer (authenticated, but buggy or
  * hostile) could: nothing may crash, hang or grow. A decoded message must re-encode to bytes
  * that decode to the same message. */
@@ -80,6 +81,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t k = sched_take_resend(S, rs, 64);
             for (size_t i = 0; i < k; i++)
                 sched_resend(S, rs[i], 1200, now_us, &d);
+        }
+        break;
+    }
+    case CTRL_CLASSES: {
+        /* A class table from the vehicle: the hub applies it to a live scheduler and
+         * classifies with it. */
+        static struct ctrl_classes c, e;
+        memset(&c, 0, sizeof(c));
+        memset(&e, 0, sizeof(e));
+        if (ctrl_decode_classes(data, size, &c) == 0) {
+            size_t n = ctrl_encode_classes(&c, out, sizeof(out));
+            if (n == 0 || ctrl_decode_classes(out, n, &e) != 0 || memcmp(&c, &e, sizeof(c)) != 0)
+                abort();
+            for (unsigned i = 0; i < c.n; i++) {
+                struct sched_class_cfg sc;
+                memset(&sc, 0, sizeof(sc));
+                sc.mode = c.c[i].mode;
+                sc.priority = c.c[i].passenger;
+                sc.rate_cap_bps = (uint64_t)c.c[i].rate_kbps * 1000;
+                for (unsigned o = 0; o < c.c[i].n_order; o++)
+                    sc.link_prio[c.c[i].order[o]] = (uint8_t)o;
+                if (sched_set_class(S, i + 1, &sc) != 0)
+                    abort();
+                sched_send(S, seq++, 1200, i + 1, now_us, &d);
+            }
         }
         break;
     }

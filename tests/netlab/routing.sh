@@ -58,7 +58,8 @@ cat >"$RUN/corridor.json" <<JSON
 {"vehicle_id": "train-0042", "data_dir": "$RUN/data", "control_socket": "$RUN/control.sock",
  "position": {"gpsd": ""},
  "tunnel": {"hubs": ["10.201.0.1:5555"], "private_key_file": "$RUN/veh.key",
-            "hub_public_key": "$hubpub", "tun": "corr0", "address": "10.77.0.2/16"},
+            "hub_public_key": "$hubpub", "tun": "corr0", "address": "10.77.0.2/16",
+            "classes": [{"name": "ticketing", "dscp": 46, "mode": "redundant"}]},
  "routing": {"lan": ["10.201.240.0/24"], "fallback_after_s": 3},
  "links": [{"name": "op1", "interface": "veh-l1"}, {"name": "op2", "interface": "veh-l2"}]}
 JSON
@@ -98,6 +99,8 @@ check "rule: LAN into the tunnel table" grep -q "1004:.*from 10.201.240.0/24 loo
 check "table 101: default via the modem's gateway" grep -q "default via 10.201.2.1 dev veh-l2" <<<"$("$LAB" exec veh ip route show table 101)"
 check "table 116: default into the tunnel" grep -q "default dev corr0" <<<"$("$LAB" exec veh ip route show table 116)"
 check "LAN host reaches the internet through the tunnel" wait_for 10 via_tunnel
+hub_classes() { grep -q "vehicle train-0042: 1 traffic classes for the downlink" "$RUN/hub.log"; }
+check "the hub got the vehicle's class table for the downlink" wait_for 5 hub_classes
 
 # a connection through the tunnel: it dies with the hub (expected), so only count it
 kill -KILL "$(cat "$RUN/hub.pid")"

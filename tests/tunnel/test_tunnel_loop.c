@@ -201,6 +201,85 @@ int main(void)
     CHECK_INT(B.got - got_w, nw);
     sched_set_weight(A.b.sched, 1, 1.0);
 
+    /* Traffic classes: the vehicle (A) applies its table and sends it; the hub (B) applies it
+     * to the downlink, matching by destination. Class 1 (DSCP 46, ticketing) is failover with
+     * link 1 preferred: every such downlink packet leaves on link 1. Class 2 (DSCP 10, CCTV)
+     * is capped at 800 kbit/s: a 16 Mbit/s burst is mostly refused. */
+    struct ctrl_classes tab = {.n = 2};
+    tab.c[0] = (struct ctrl_class){.net = 0xc0a80a00,
+                                   .pfx = 24,
+                                   .dscp = 46,
+                                   .mode = SCHED_FAILOVER,
+                                   .n_order = 1,
+                                   .order = {1}};
+    tab.c[1] = (struct ctrl_class){.dscp = 10, .mode = SCHED_BOND, .rate_kbps = 800};
+    struct tun_class vcls[CTRL_MAX_CLASSES], hcls[CTRL_MAX_CLASSES];
+    bond_set_classes(&A.b, &tab, false, vcls);
+    bond_send_classes(&A.b, &tab);
+    t0 = mono_ns() / 1000;
+    while (!B.b.peer_classes_new && mono_ns() / 1000 - t0 < 200000) {
+        now = mono_ns() / 1000;
+        pump(&B, now, true);
+        usleep(1000);
+    }
+    CHECK(B.b.peer_classes_new);
+    CHECK_INT(B.b.peer_classes.n, 2);
+    CHECK_INT(B.b.peer_classes.c[0].order[0], 1);
+    CHECK_INT(B.b.peer_classes.c[1].rate_kbps, 800);
+    bond_set_classes(&B.b, &B.b.peer_classes, true, hcls);
+    B.b.peer_classes_new = false;
+    uint8_t ip[1000];
+    memset(ip, 0, sizeof(ip));
+    ip[0] = 0x45;
+    ip[1] = 46 << 2;
+    const uint8_t lan_host[4] = {192, 168, 10, 7}, other[4] = {10, 9, 0, 1};
+    memcpy(ip + 16, lan_host, 4); /* downlink: to a LAN host in class 1's subnet */
+    CHECK_INT(tun_classify(hcls, 2, ip, sizeof(ip)), 1);
+    memcpy(ip + 12, lan_host, 4); /* uplink: from it */
+    memcpy(ip + 16, other, 4);
+    CHECK_INT(tun_classify(vcls, 2, ip, sizeof(ip)), 1);
+    CHECK_INT(tun_classify(hcls, 2, ip, sizeof(ip)), 0); /* not to the LAN subnet */
+    memcpy(ip + 12, other, 4);
+    memcpy(ip + 16, lan_host, 4);
+    struct agg_link_stats h0, h1;
+    bond_link_stats(&B.b, 0, &h0);
+    bond_link_stats(&B.b, 1, &h1);
+    uint64_t h0_before = h0.tx_packets, h1_before = h1.tx_packets;
+    t0 = mono_ns() / 1000;
+    uint32_t nf = 0, nf_refused = 0;
+    while (mono_ns() / 1000 - t0 < 300000) {
+        now = mono_ns() / 1000;
+        if (nf < 200 && nf < (now - t0) / 1000) {
+            unsigned cls = tun_classify(hcls, 2, ip, 600);
+            if (bond_send_ip(&B.b, ip, 600, cls, now) != 0)
+                nf_refused++;
+            nf++;
+        }
+        bond_tick(&A.b, now);
+        bond_tick(&B.b, now);
+        pump(&A, now, false);
+        pump(&B, now, true);
+        usleep(500);
+    }
+    bond_link_stats(&B.b, 0, &h0);
+    bond_link_stats(&B.b, 1, &h1);
+    printf("class failover(link 1): link 1 sent %llu, link 0 sent %llu (control only), "
+           "refused %u of %u\n",
+           (unsigned long long)(h1.tx_packets - h1_before),
+           (unsigned long long)(h0.tx_packets - h0_before), nf_refused, nf);
+    CHECK_INT(nf_refused, 0);
+    CHECK(h1.tx_packets - h1_before >= nf);
+    CHECK(h0.tx_packets - h0_before < 40); /* probes and feedback only */
+    ip[1] = 10 << 2;                       /* CCTV: 200 x 1000 B in 10 ms, cap 800 kbit/s */
+    CHECK_INT(tun_classify(hcls, 2, ip, sizeof(ip)), 2);
+    uint32_t capped = 0;
+    now = mono_ns() / 1000;
+    for (int i = 0; i < 200; i++)
+        if (bond_send_ip(&B.b, ip, sizeof(ip), 2, now + (uint64_t)i * 50) != 0)
+            capped++;
+    printf("class rate cap 800 kbit/s: %u of 200 packets refused in a 10 ms burst\n", capped);
+    CHECK(capped >= 180 && capped < 200);
+
     /* Cut link 0: within 300 ms it is down, and traffic keeps flowing on link 1. */
     cut0 = true;
     uint32_t got_before = B.got;
