@@ -130,10 +130,15 @@ void agg_client_get_stats(struct agg_client *c, struct agg_client_stats *out);
 /* ---- hub ------------------------------------------------------------------------------------ */
 #define AGG_HUB_MAX_VEHICLES 4096
 
+#define AGG_MAX_ROUTES 8
 struct agg_vehicle_config {
     char id[AGG_NAME_LEN];
     uint8_t public_key[32];
     char address[AGG_ADDR_LEN]; /* tunnel IPv4 address, "10.77.0.2" */
+    /* LAN prefixes routed to this vehicle ("10.100.42.0/24"): the hub adds kernel routes for
+     * them into its TUN, sends their downlink to this vehicle and accepts them as its sources. */
+    char routes[AGG_MAX_ROUTES][AGG_ADDR_LEN];
+    unsigned n_routes;
 };
 
 struct agg_hub_config {

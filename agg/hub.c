@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agg/crypto.h"
+#include "agg/prefix.h"
 #include "agg/tun.h"
 #include "agg/udplink.h"
 #include "common/common.h"
@@ -54,7 +55,8 @@ struct agg_hub {
     struct agg_hub_config cfg;
     struct vehicle *veh;
     unsigned n_veh;
-    uint32_t *addr_tab; /* open addressing: vehicle index + 1, 0 = empty */
+    uint32_t *addr_tab;          /* open addressing: vehicle index + 1, 0 = empty */
+    struct prefix_table *routes; /* routed LAN prefixes: vehicle index + 1 (tunnel net: ~0) */
     uint32_t addr_mask;
     uint32_t *sess_map; /* session id -> vehicle index + 1 */
     uint16_t next_sid;
@@ -148,8 +150,10 @@ static void deliver(void *ctx, uint8_t *ip, size_t len)
         return;
     }
     memcpy(&src, ip + 12, 4);
-    if (src != v->addr_be) {
-        v->h->st.dropped_other++; /* spoofed source: not this vehicle's address */
+    /* Its tunnel address or one of its routed LAN prefixes: a vehicle cannot spoof another. */
+    if (src != v->addr_be &&
+        prefix_lookup(v->h->routes, ntohl(src)) != (uint32_t)(v - v->h->veh) + 1) {
+        v->h->st.dropped_other++;
         return;
     }
     if (write(v->h->tun, ip, len) == (ssize_t)len)
@@ -309,6 +313,11 @@ static void on_tun(struct agg_hub *h, uint64_t now_us)
         uint32_t dst;
         memcpy(&dst, h->tbuf + 16, 4);
         struct vehicle *v = by_addr(h, dst);
+        if (!v) {
+            uint32_t r = prefix_lookup(h->routes, ntohl(dst));
+            if (r && r <= h->n_veh)
+                v = &h->veh[r - 1];
+        }
         if (!v || !v->bond || !v->bond->sess)
             continue;
         tun_clamp_mss(h->tbuf, (size_t)n, h->inner_mtu);
@@ -424,9 +433,57 @@ static void hub_free(struct agg_hub *h)
     free(h->veh);
     free(h->vsnap);
     free(h->addr_tab);
+    prefix_free(h->routes);
     free(h->sess_map);
     pthread_mutex_destroy(&h->mu);
     free(h);
+}
+
+/* The vehicles' routed LAN prefixes, checked: well-formed, no overlap with the tunnel network
+ * or with each other (one owner per address). */
+static int add_routes(struct agg_hub *h, const struct agg_hub_config *cfg, char *err, size_t errlen)
+{
+    uint32_t tnet_be;
+    unsigned tlen;
+    if (tun_parse_prefix(cfg->address, &tnet_be, &tlen) != 0)
+        return 0; /* tun_open reports it */
+    uint32_t tnet = ntohl(tnet_be) & (tlen ? 0xffffffffu << (32 - tlen) : 0);
+    prefix_add(h->routes, tnet, tlen, UINT32_MAX, NULL);
+    for (unsigned i = 0; i < cfg->n_vehicles; i++) {
+        const struct agg_vehicle_config *vc = &cfg->vehicles[i];
+        for (unsigned r = 0; r < vc->n_routes; r++) {
+            uint32_t a_be, clash;
+            unsigned len;
+            if (tun_parse_prefix(vc->routes[r], &a_be, &len) != 0 || !strchr(vc->routes[r], '/')) {
+                snprintf(err, errlen, "hub: vehicles[%u] (%s): routes[%u] '%s' is not a.b.c.d/nn",
+                         i, vc->id, r, vc->routes[r]);
+                return -1;
+            }
+            uint32_t a = ntohl(a_be);
+            if (len < 32 && (a & ~(0xffffffffu << (32 - len)))) {
+                snprintf(err, errlen, "hub: vehicles[%u] (%s): routes[%u] '%s' has host bits set",
+                         i, vc->id, r, vc->routes[r]);
+                return -1;
+            }
+            if (prefix_add(h->routes, a, len, i + 1, &clash) != 0) {
+                if (clash == UINT32_MAX)
+                    snprintf(err, errlen,
+                             "hub: vehicles[%u] (%s): routes[%u] '%s' overlaps the tunnel "
+                             "network %s",
+                             i, vc->id, r, vc->routes[r], cfg->address);
+                else if (clash)
+                    snprintf(err, errlen,
+                             "hub: vehicles[%u] (%s): routes[%u] '%s' overlaps a prefix of "
+                             "vehicles[%u] (%s)",
+                             i, vc->id, r, vc->routes[r], clash - 1, cfg->vehicles[clash - 1].id);
+                else
+                    snprintf(err, errlen, "hub: vehicles[%u] (%s): routes[%u] '%s' refused", i,
+                             vc->id, r, vc->routes[r]);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *err, size_t errlen)
@@ -460,8 +517,9 @@ int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *
     h->veh = calloc(cfg->n_vehicles ? cfg->n_vehicles : 1, sizeof(*h->veh));
     h->vsnap = calloc(cfg->n_vehicles ? cfg->n_vehicles : 1, sizeof(*h->vsnap));
     h->addr_tab = calloc(tab, sizeof(*h->addr_tab));
+    h->routes = prefix_new(cfg->n_vehicles * AGG_MAX_ROUTES + 1);
     h->sess_map = calloc(65536, sizeof(*h->sess_map));
-    if (!h->veh || !h->vsnap || !h->addr_tab || !h->sess_map) {
+    if (!h->veh || !h->vsnap || !h->addr_tab || !h->sess_map || !h->routes) {
         snprintf(err, errlen, "hub: out of memory");
         goto fail;
     }
@@ -488,6 +546,8 @@ int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *
             k = (k + 1) & h->addr_mask;
         h->addr_tab[k] = i + 1;
     }
+    if (add_routes(h, cfg, err, errlen) != 0)
+        goto fail;
     if (hs_responder_init(&h->resp, cfg->private_key, true) != 0) {
         snprintf(err, errlen, "hub: handshake init failed (bad key?)");
         goto fail;
@@ -498,6 +558,10 @@ int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *
     h->tun = tun_open(cfg->tun_name, cfg->address, h->inner_mtu, err, errlen);
     if (h->tun < 0)
         goto fail;
+    for (unsigned i = 0; i < cfg->n_vehicles; i++)
+        for (unsigned r = 0; r < cfg->vehicles[i].n_routes; r++)
+            if (tun_add_route(cfg->tun_name, cfg->vehicles[i].routes[r], err, errlen) != 0)
+                goto fail;
     h->epfd = epoll_create1(EPOLL_CLOEXEC);
     h->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

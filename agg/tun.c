@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <net/route.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,4 +261,39 @@ size_t tun_frag_needed(const uint8_t *ip, size_t len, uint32_t src_be, unsigned 
     memcpy(ic + 8, ip, quote);
     put16(ic + 2, csum(ic, 8 + quote, 0));
     return n;
+}
+
+int tun_add_route(const char *name, const char *prefix, char *err, size_t errlen)
+{
+    uint32_t a_be;
+    unsigned len;
+    if (tun_parse_prefix(prefix, &a_be, &len) != 0) {
+        snprintf(err, errlen, "tun %s: bad route '%s'", name, prefix);
+        return -1;
+    }
+    struct rtentry rt;
+    memset(&rt, 0, sizeof(rt));
+    struct sockaddr_in *dst = (struct sockaddr_in *)(void *)&rt.rt_dst;
+    struct sockaddr_in *mask = (struct sockaddr_in *)(void *)&rt.rt_genmask;
+    dst->sin_family = AF_INET;
+    mask->sin_family = AF_INET;
+    mask->sin_addr.s_addr = htonl(len ? 0xffffffffu << (32 - len) : 0);
+    dst->sin_addr.s_addr = a_be & mask->sin_addr.s_addr;
+    rt.rt_flags = RTF_UP;
+    char dev[IFNAMSIZ];
+    snprintf(dev, sizeof(dev), "%s", name);
+    rt.rt_dev = dev;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "tun %s: route %s: socket: %s", name, prefix, strerror(errno));
+        return -1;
+    }
+    int rc = ioctl(fd, SIOCADDRT, &rt);
+    int e = errno;
+    close(fd);
+    if (rc != 0 && e != EEXIST) {
+        snprintf(err, errlen, "tun %s: route %s: %s", name, prefix, strerror(e));
+        return -1;
+    }
+    return 0;
 }

@@ -13,6 +13,8 @@ int tun_open(const char *name, const char *addr_prefix, unsigned mtu, char *err,
 
 /* Parse "a.b.c.d/nn" (prefix optional: /32) into network-order address and prefix length. */
 int tun_parse_prefix(const char *s, uint32_t *addr_be, unsigned *prefix);
+/* Route "a.b.c.d/nn" into TUN device name (SIOCADDRT; an existing identical route is fine). */
+int tun_add_route(const char *name, const char *prefix, char *err, size_t errlen);
 
 /* ---- IPv4 helpers for the packets crossing the TUN device (no allocation, bounds-checked) -- */
 struct agg_class;

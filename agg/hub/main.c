@@ -5,7 +5,8 @@
  *
  * Config (JSON): {"listen":"0.0.0.0:5555","private_key_file":"...","tun":"hub0",
  *   "address":"10.77.0.1/16","path_mtu":1500,"lz4":false,"stats_interval_s":0,
- *   "vehicles":[{"id":"train-0042","public_key":"<base64>","address":"10.77.0.2"}]}
+ *   "vehicles":[{"id":"train-0042","public_key":"<base64>","address":"10.77.0.2",
+ *                "routes":["10.100.42.0/24"]}]}     (routes: optional, the vehicle's LAN prefixes)
  * Errors name the file and the key; exit status 2 for configuration errors, 1 for runtime. */
 #include <errno.h>
 #include <jansson.h>
@@ -123,6 +124,26 @@ static int load_config(const char *file, struct agg_hub_config *cfg, unsigned *s
             size_t l = strlen(err);
             snprintf(err + l, errlen - l, " (in %s)", what);
             goto out;
+        }
+        json_t *routes = json_object_get(e, "routes");
+        if (routes) {
+            if (!json_is_array(routes) || json_array_size(routes) > AGG_MAX_ROUTES) {
+                snprintf(err, errlen,
+                         "%s: vehicles[%zu].routes must be an array of at most %d "
+                         "\"a.b.c.d/nn\" prefixes",
+                         file, i, AGG_MAX_ROUTES);
+                goto out;
+            }
+            for (size_t r = 0; r < json_array_size(routes); r++) {
+                json_t *x = json_array_get(routes, r);
+                if (!json_is_string(x) || strlen(json_string_value(x)) >= AGG_ADDR_LEN) {
+                    snprintf(err, errlen, "%s: vehicles[%zu].routes[%zu] must be a prefix string",
+                             file, i, r);
+                    goto out;
+                }
+                snprintf(vc->routes[r], AGG_ADDR_LEN, "%s", json_string_value(x));
+                vc->n_routes++;
+            }
         }
         snprintf(what, sizeof(what), "vehicles[%zu].public_key", i);
         char kerr[256];

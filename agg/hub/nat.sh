@@ -2,7 +2,9 @@
 # corridor-hub NAT: vehicles' tunnel addresses leave to the internet masqueraded behind the hub's
 # public address (kernel nftables; corridor-hub itself never touches the firewall).
 #
-#   nat.sh up   [TUNNEL_NET] [OUT_IF]     e.g. nat.sh up 10.77.0.0/16 eth0
+#   nat.sh up   [TUNNEL_NET[,LAN_NET...]] [OUT_IF]   e.g. nat.sh up 10.77.0.0/16 eth0
+#   (add the vehicles' routed LAN prefixes, or a supernet of them, after a comma:
+#    nat.sh up 10.77.0.0/16,10.128.0.0/9 eth0)
 #   nat.sh down
 #   nat.sh show
 #
@@ -44,7 +46,7 @@ up)
 table ip corridor_hub {
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
-        ip saddr $NET oifname "$OUT" masquerade
+        ip saddr { $NET } oifname "$OUT" masquerade
     }
     chain forward {
         type filter hook forward priority filter; policy accept;
@@ -66,7 +68,7 @@ show)
     nft list table ip corridor_hub
     ;;
 *)
-    echo "usage: nat.sh up [TUNNEL_NET] [OUT_IF] | down | show" >&2
+    echo "usage: nat.sh up [TUNNEL_NET[,LAN_NET...]] [OUT_IF] | down | show" >&2
     exit 2
     ;;
 esac

@@ -137,6 +137,29 @@ check "stop: no rule left at 1000-1004" bash -c "! '$LAB' exec veh ip rule show 
 check "stop: tables emptied" test -z "$("$LAB" exec veh ip route show table 100)$("$LAB" exec veh ip route show table 116)"
 check "stop: nftables table removed" bash -c "! '$LAB' exec veh nft list table ip corridor >/dev/null 2>&1"
 
+# Routed LAN prefix: no NAT on the vehicle; the hub routes 10.201.240.0/24 into its TUN and to
+# this vehicle, so the internet host sees the passenger's own address. A class by LAN subnet
+# then works in both directions (the hub matches it as destination).
+kill "$(cat "$RUN/hub.pid")" 2>/dev/null || true
+sleep 0.5
+jq '.vehicles[0].routes = ["10.201.240.0/24"]' "$RUN/hub.json" >"$RUN/hub2.json"
+mv "$RUN/hub2.json" "$RUN/hub.json"
+start_hub
+jq '.routing.lan_nat = false | .tunnel.classes = [{"name": "cctv", "src_subnet": "10.201.240.0/24",
+    "mode": "failover", "failover_order": ["op2"]}]' "$RUN/corridor.json" >"$RUN/corridor2.json"
+"$LAB" exec veh "$CORRIDOR" run --config "$RUN/corridor2.json" 2>"$RUN/corridor2.log" &
+echo $! >"$RUN/corridor.pid"
+via_own() { [[ $(peer) == 10.201.240.2 ]]; }
+check "routed LAN: the internet host sees the passenger's own address" wait_for 20 via_own
+check "hub: kernel route for the vehicle's LAN into its TUN" grep -q "10.201.240.0/24 dev hub0" <<<"$("$LAB" exec hub ip route show)"
+hub_cls2() { [[ $(grep -c "1 traffic classes for the downlink" "$RUN/hub.log") -ge 2 ]]; }
+check "hub: the subnet class arrived for the downlink" wait_for 12 hub_cls2
+kill -TERM "$(cat "$RUN/corridor.pid")"
+wait_for 10 bash -c "! kill -0 $(cat "$RUN/corridor.pid") 2>/dev/null" || true
+jq '.vehicles[0].routes = ["10.77.9.0/24"]' "$RUN/hub.json" >"$RUN/hub-bad.json"
+out=$("$LAB" exec hub "$HUB" run --config "$RUN/hub-bad.json" 2>&1 || true)
+check "hub config: a route inside the tunnel network is refused by name" grep -q "vehicles\[0\] (train-0042): routes\[0\] '10.77.9.0/24' overlaps the tunnel network" <<<"$out"
+
 # bad config: a LAN with host bits set is named with its key
 sed 's#"10.201.240.0/24"#"10.201.240.1/24"#' "$RUN/corridor.json" >"$RUN/bad.json"
 out=$("$CORRIDOR" check-config "$RUN/bad.json" 2>&1 || true)
