@@ -125,6 +125,10 @@ void agg_client_stop(struct agg_client *c);
  * loss: no new packets, in-flight ones still acknowledged and re-sent elsewhere if lost).
  * Takes effect within 100 ms. */
 void agg_client_set_weights(struct agg_client *c, const double *weights, unsigned n);
+/* Replace the hub list (provisioning). Validated here (0, or -1 with err naming the entry);
+ * taken over within a second: the current hub stays if the new list has it. */
+int agg_client_set_hubs(struct agg_client *c, const char (*hubs)[AGG_ADDR_LEN], unsigned n,
+                        char *err, size_t errlen);
 void agg_client_get_stats(struct agg_client *c, struct agg_client_stats *out);
 
 /* ---- hub ------------------------------------------------------------------------------------ */

@@ -80,6 +80,10 @@ struct agg_client {
     struct agg_client_stats snap;
     double weights[AGG_MAX_LINKS];
     bool weights_dirty;
+    /* A new hub list (provisioning), taken over by the data-plane thread within a second. */
+    char new_hubs[AGG_MAX_HUBS][AGG_ADDR_LEN];
+    unsigned n_new_hubs;
+    bool hubs_dirty;
 
     uint8_t rbuf[WIRE_MAX_PACKET + 64];
     uint8_t tbuf[WIRE_MAX_PACKET + 64];
@@ -377,11 +381,41 @@ static void publish(struct agg_client *c)
             sched_set_weight(c->bond.sched, c->cfg.links[i].link_id, w[i]);
 }
 
+/* Take over a new hub list. The current hub stays if the list still has it (no reconnect, no
+ * lost session); otherwise the first hub of the new list is tried at once. */
+static void apply_hubs(struct agg_client *c, uint64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    bool dirty = c->hubs_dirty;
+    char hubs[AGG_MAX_HUBS][AGG_ADDR_LEN];
+    unsigned n = c->n_new_hubs;
+    memcpy(hubs, c->new_hubs, sizeof(hubs));
+    c->hubs_dirty = false;
+    pthread_mutex_unlock(&c->mu);
+    if (!dirty || n == 0)
+        return;
+    char cur[AGG_ADDR_LEN];
+    str_copy(cur, c->cfg.hubs[c->hub_idx], sizeof(cur));
+    memcpy(c->cfg.hubs, hubs, sizeof(hubs));
+    c->cfg.n_hubs = n;
+    for (unsigned i = 0; i < n; i++) {
+        if (strcmp(hubs[i], cur) == 0) {
+            c->hub_idx = i;
+            LOG_I(SUB, "hub list: %u hubs, staying on %s", n, cur);
+            return;
+        }
+    }
+    LOG_I(SUB, "hub list: %u hubs without %s: moving to %s", n, cur, hubs[0]);
+    c->hub_switches++;
+    select_hub(c, 0, now_ms);
+}
+
 static void on_tick(struct agg_client *c, uint64_t now_us)
 {
     uint64_t now_ms = now_us / 1000;
     if (now_ms - c->last_sec_ms >= 1000) {
         c->last_sec_ms = now_ms;
+        apply_hubs(c, now_ms);
         open_links(c, now_ms);
     }
     if (c->prev && now_ms > c->prev_until_ms) {
@@ -622,6 +656,30 @@ void agg_client_set_weights(struct agg_client *c, const double *weights, unsigne
         c->weights[i] = weights[i] < 0 ? 0 : weights[i];
     c->weights_dirty = true;
     pthread_mutex_unlock(&c->mu);
+}
+
+int agg_client_set_hubs(struct agg_client *c, const char (*hubs)[AGG_ADDR_LEN], unsigned n,
+                        char *err, size_t errlen)
+{
+    if (n == 0 || n > AGG_MAX_HUBS) {
+        snprintf(err, errlen, "hub list: need 1..%d hubs, got %u", AGG_MAX_HUBS, n);
+        return -1;
+    }
+    struct sockaddr_in tmp;
+    for (unsigned i = 0; i < n; i++) {
+        if (udplink_parse_addr(hubs[i], &tmp) != 0) {
+            snprintf(err, errlen, "hub list: hubs[%u] '%s' is not a.b.c.d:port", i, hubs[i]);
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    memset(c->new_hubs, 0, sizeof(c->new_hubs));
+    for (unsigned i = 0; i < n; i++)
+        str_copy(c->new_hubs[i], hubs[i], AGG_ADDR_LEN);
+    c->n_new_hubs = n;
+    c->hubs_dirty = true;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
 }
 
 void agg_client_get_stats(struct agg_client *c, struct agg_client_stats *out)

@@ -305,13 +305,16 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
     json_t *j = get_obj(v, "", root, "tunnel");
     if (!j)
         return v->failed ? -1 : 0;
-    static const char *const keys[] = {
-        "hubs", "private_key_file", "hub_public_key", "tun", "address", "path_mtu",
-        "lz4",  "classes",          "hub_timeout_ms", NULL};
+    static const char *const keys[] = {"hubs",     "private_key_file", "hub_public_key",
+                                       "tun",      "address",          "path_mtu",
+                                       "lz4",      "classes",          "hub_timeout_ms",
+                                       "hubs_url", "hubs_token_file",  "hubs_refresh_s",
+                                       NULL};
     if (check_keys(v, "tunnel", j, keys))
         return -1;
     t->enabled = true;
     str_copy(t->tun, "corr0", sizeof t->tun);
+    t->hubs_refresh_s = 6 * 3600;
     json_t *hubs = json_object_get(j, "hubs");
     if (!hubs)
         return fail(v, "tunnel.hubs", "missing (required when tunnel is present)");
@@ -342,7 +345,17 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
         get_str(v, "tunnel", j, "address", true, t->address, sizeof t->address) ||
         get_uint(v, "tunnel", j, "path_mtu", 576, 9000, &t->path_mtu) ||
         get_bool(v, "tunnel", j, "lz4", &t->lz4) ||
-        get_uint(v, "tunnel", j, "hub_timeout_ms", 500, 60000, &t->hub_timeout_ms))
+        get_uint(v, "tunnel", j, "hub_timeout_ms", 500, 60000, &t->hub_timeout_ms) ||
+        get_str(v, "tunnel", j, "hubs_url", false, t->hubs_url, sizeof t->hubs_url) ||
+        get_str(v, "tunnel", j, "hubs_token_file", false, t->hubs_token_file,
+                sizeof t->hubs_token_file) ||
+        get_uint(v, "tunnel", j, "hubs_refresh_s", 60, 7 * 86400, &t->hubs_refresh_s))
+        return -1;
+    if (t->hubs_url[0] && strncmp(t->hubs_url, "https://", 8) != 0 &&
+        strncmp(t->hubs_url, "http://", 7) != 0)
+        return fail(v, "tunnel.hubs_url", "\"%s\": must be an https:// (or http://) URL",
+                    t->hubs_url);
+    if (t->hubs_token_file[0] && check_abs_path(v, "tunnel.hubs_token_file", t->hubs_token_file))
         return -1;
     if (check_abs_path(v, "tunnel.private_key_file", t->private_key_file))
         return -1;

@@ -57,6 +57,9 @@ struct cfg_tunnel {
     unsigned path_mtu; /* outer path MTU, 0 = 1500 */
     bool lz4;
     unsigned hub_timeout_ms; /* move to the next hub after this silence, 0 = the tunnel's default */
+    char hubs_url[CFG_PATH_MAX];        /* provisioning: the hub list from the data center */
+    char hubs_token_file[CFG_PATH_MAX]; /* its bearer token (optional) */
+    unsigned hubs_refresh_s;            /* how often to fetch it (default 6 h) */
     struct cfg_class classes[CFG_MAX_CLASSES];
     unsigned nclasses;
 };

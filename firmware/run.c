@@ -16,6 +16,7 @@
 #include "firmware/state.h"
 #include "firmware/tunnel.h"
 #include "firmware/netcfg.h"
+#include "firmware/provision.h"
 #include "firmware/steer.h"
 #include "firmware/recorder.h"
 #include "firmware/http.h"
@@ -44,6 +45,7 @@ struct supervisor {
     struct recorder_engine *recorder;
     struct http *http;
     struct netcfg *netcfg;
+    struct provision *provision;
     int lockfd;
 };
 
@@ -287,6 +289,12 @@ int run_daemon(const struct config *cfg)
         LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks,
               cfg->tunnel.nhubs, cfg->tunnel.hubs[0]);
     }
+    if (cfg->tunnel.enabled && cfg->tunnel.hubs_url[0] &&
+        provision_start(cfg, sv.st, sv.tunnel, &sv.provision, err, sizeof err) != 0) {
+        LOG_E("run", "%s", err);
+        status = 1;
+        goto stop;
+    }
     if (cfg->routing.enabled && netcfg_start(cfg, sv.st, &sv.netcfg, err, sizeof err) != 0) {
         LOG_E("run", "%s", err);
         status = 1;
@@ -347,6 +355,7 @@ stop:;
     steer_stop(sv.steer);
     recorder_stop(sv.recorder);
     netcfg_stop(sv.netcfg);
+    provision_stop(sv.provision);
     tunnel_stop(sv.tunnel);
     board_close(sv.board);
     LOG_I("run", "all threads stopped in %llu ms", (unsigned long long)(mono_ms() - t0));

@@ -2,6 +2,7 @@
 #include "firmware/tunnel.h"
 #include "agg/agg.h"
 #include "agg/keys.h"
+#include "firmware/provision.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -68,6 +69,18 @@ int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out
     for (unsigned i = 0; i < tc->nhubs && i < AGG_MAX_HUBS; i++)
         str_copy(ac->hubs[i], tc->hubs[i], sizeof ac->hubs[i]);
     ac->n_hubs = tc->nhubs;
+    if (tc->hubs_url[0]) {
+        /* The last list the data center gave us wins over the one in the file: a vehicle that
+         * boots without the provisioning server must not go back to a retired hub. */
+        char cached[CFG_MAX_HUBS][64], cerr[256];
+        unsigned n = 0;
+        if (provision_cache_load(cfg->data_dir, cached, &n, cerr, sizeof cerr) == 0) {
+            for (unsigned i = 0; i < n && i < AGG_MAX_HUBS; i++)
+                str_copy(ac->hubs[i], cached[i], sizeof ac->hubs[i]);
+            ac->n_hubs = n;
+            LOG_I("tunnel", "hubs from the provisioning cache (%u, first %s)", n, cached[0]);
+        }
+    }
     ac->lz4 = tc->lz4;
     char kerr[256];
     if (keys_load_private(tc->private_key_file, ac->private_key, NULL, kerr, sizeof kerr) != 0) {
@@ -121,6 +134,19 @@ fail:
     free(ac);
     free(t);
     return -1;
+}
+
+int tunnel_set_hubs(struct tunnel *t, char hubs[][64], unsigned n, char *err, size_t errlen)
+{
+    if (!t) {
+        snprintf(err, errlen, "no tunnel");
+        return -1;
+    }
+    char list[AGG_MAX_HUBS][AGG_ADDR_LEN];
+    memset(list, 0, sizeof list);
+    for (unsigned i = 0; i < n && i < AGG_MAX_HUBS; i++)
+        str_copy(list[i], hubs[i], sizeof list[i]);
+    return agg_client_set_hubs(t->client, (const char(*)[AGG_ADDR_LEN])list, n, err, errlen);
 }
 
 void tunnel_set_weights(struct tunnel *t, const double *w, unsigned n)

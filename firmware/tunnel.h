@@ -18,6 +18,8 @@ int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out
 void tunnel_tick(struct tunnel *t);
 /* From the policy engine (firmware/steer.c): per-link weights in config order. NULL-safe. */
 void tunnel_set_weights(struct tunnel *t, const double *w, unsigned n);
+/* A new hub list (from provisioning): 0, or -1 with err. NULL-safe (-1). */
+int tunnel_set_hubs(struct tunnel *t, char hubs[][64], unsigned n, char *err, size_t errlen);
 void tunnel_stop(struct tunnel *t);
 
 #endif
