@@ -61,6 +61,8 @@ struct agg_client_config {
     char tun_name[AGG_NAME_LEN]; /* "corr0" */
     char address[AGG_ADDR_LEN];  /* tunnel address with prefix, "10.77.0.2/16" */
     unsigned path_mtu;           /* outer path MTU (0 = 1500); TUN MTU = path_mtu - overhead */
+    unsigned inner_mtu; /* TUN MTU; 0 = path_mtu - overhead. Larger (up to 1500): bigger packets
+                         * cross as 2 fragments (a full 1500-byte LAN MTU, docs/tunnel.md) */
     char hubs[AGG_MAX_HUBS][AGG_ADDR_LEN]; /* "198.51.100.7:5555", tried in order */
     unsigned n_hubs;
     uint8_t private_key[32];
@@ -150,6 +152,7 @@ struct agg_hub_config {
     char tun_name[AGG_NAME_LEN];
     char address[AGG_ADDR_LEN]; /* "10.77.0.1/16" */
     unsigned path_mtu;          /* 0 = 1500 */
+    unsigned inner_mtu;         /* as in agg_client_config */
     uint8_t private_key[32];
     struct agg_vehicle_config *vehicles; /* borrowed during agg_hub_start only (copied) */
     unsigned n_vehicles;
@@ -181,5 +184,8 @@ unsigned agg_hub_get_stats(struct agg_hub *h, struct agg_hub_stats *out,
 
 /* Inner MTU for an outer path MTU: path_mtu - IPv4 - UDP - tunnel overhead. */
 unsigned agg_inner_mtu(unsigned path_mtu);
+/* The TUN MTU for a configured inner_mtu (0 = agg_inner_mtu(path_mtu)), and the size over which
+ * packets are split (0 = never). */
+unsigned agg_tun_mtu(unsigned path_mtu, unsigned inner_mtu, unsigned *frag_mtu);
 
 #endif

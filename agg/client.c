@@ -98,6 +98,18 @@ unsigned agg_inner_mtu(unsigned path_mtu)
     return path_mtu > over + 576 ? path_mtu - over : 576;
 }
 
+unsigned agg_tun_mtu(unsigned path_mtu, unsigned inner_mtu, unsigned *frag_mtu)
+{
+    unsigned whole = agg_inner_mtu(path_mtu);
+    *frag_mtu = 0;
+    if (inner_mtu <= whole)
+        return whole;
+    if (inner_mtu > 1500)
+        inner_mtu = 1500;
+    *frag_mtu = whole;
+    return inner_mtu;
+}
+
 static struct wire_session *sess_alloc(void)
 {
     void *p = NULL;
@@ -559,7 +571,8 @@ int agg_client_start(const struct agg_client_config *cfg, const struct agg_callb
         c->weights[i] = 1.0;
     }
     pthread_mutex_init(&c->mu, NULL);
-    c->inner_mtu = agg_inner_mtu(cfg->path_mtu);
+    unsigned frag_mtu;
+    c->inner_mtu = agg_tun_mtu(cfg->path_mtu, cfg->inner_mtu, &frag_mtu);
     unsigned pfx;
     if (tun_parse_prefix(cfg->address, &c->tun_addr_be, &pfx) != 0) {
         snprintf(err, errlen, "tunnel: address '%s' is not a.b.c.d/nn", cfg->address);
@@ -571,6 +584,7 @@ int agg_client_start(const struct agg_client_config *cfg, const struct agg_callb
     }
     if (bond_init(&c->bond, c->inner_mtu, cfg->lz4, deliver, c, err, errlen) != 0)
         goto fail;
+    c->bond.frag_mtu = frag_mtu;
     /* One class table for both ends: applied here, sent to the hub for the downlink. */
     c->classes.n = (uint8_t)cfg->n_classes;
     for (unsigned i = 0; i < cfg->n_classes; i++) {

@@ -63,6 +63,7 @@ struct agg_hub {
     struct hs_responder resp;
     int udp, tun, epfd, tfd, efd;
     unsigned inner_mtu;
+    unsigned frag_mtu; /* downlink packets over this are split (0 = never) */
     pthread_t thr;
     bool started;
     uint64_t last_pub_ms;
@@ -213,6 +214,7 @@ static void on_init(struct agg_hub *h, const uint8_t *pkt, size_t len,
             free(ns);
             return;
         }
+        v->bond->frag_mtu = h->frag_mtu;
     }
     sess_drop(h, &v->pending);
     ns->user = v;
@@ -507,7 +509,7 @@ int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *
     h->cfg.vehicles = NULL;
     h->udp = h->tun = h->epfd = h->tfd = h->efd = -1;
     pthread_mutex_init(&h->mu, NULL);
-    h->inner_mtu = agg_inner_mtu(cfg->path_mtu);
+    h->inner_mtu = agg_tun_mtu(cfg->path_mtu, cfg->inner_mtu, &h->frag_mtu);
     h->next_sid = (uint16_t)(randombytes_uniform(65535) + 1);
     uint32_t tab = 16;
     while (tab < 2 * cfg->n_vehicles + 2)

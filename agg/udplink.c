@@ -198,12 +198,14 @@ int bond_init(struct bond *b, unsigned inner_mtu, bool lz4, bond_deliver_fn deli
     b->eq_min_bytes = sc.equalise_min_bytes;
     b->rb = reorder_new(REORDER_SLOTS, 50000, err, errlen);
     b->pool_due = calloc(BOND_RXPOOL, sizeof(*b->pool_due));
+    b->pool_frag = calloc(BOND_RXPOOL, sizeof(*b->pool_frag));
     b->outq = calloc(BOND_RXPOOL, sizeof(*b->outq));
     b->tx = calloc(BOND_TXCOPIES, sizeof(*b->tx));
     b->pool = malloc((size_t)BOND_RXPOOL * BOND_PKT_MAX);
     b->pool_len = calloc(BOND_RXPOOL, sizeof(*b->pool_len));
     b->pool_free = calloc(BOND_RXPOOL, sizeof(*b->pool_free));
-    if (!b->rb || !b->tx || !b->pool || !b->pool_len || !b->pool_free || !b->pool_due || !b->outq) {
+    if (!b->rb || !b->tx || !b->pool || !b->pool_len || !b->pool_free || !b->pool_due || !b->outq ||
+        !b->pool_frag) {
         if (b->rb)
             snprintf(err, errlen, "bond: out of memory");
         bond_free(b);
@@ -228,6 +230,8 @@ void bond_free(struct bond *b)
     free(b->pool_free);
     free(b->pool_due);
     free(b->outq);
+    free(b->pool_frag);
+    b->pool_frag = NULL;
     b->pool_due = NULL;
     b->outq = NULL;
     b->sched = NULL;
@@ -245,11 +249,15 @@ int bond_reset_seq(struct bond *b, char *err, size_t errlen)
     uint64_t far = UINT64_MAX / 2;
     outq_flush(b, far);
     while (reorder_pop(b->rb, far, &h) == 1) {
-        if (h != PLACEHOLDER) {
+        if (h != PLACEHOLDER && b->pool_frag[h]) {
+            b->pool_free[b->n_free++] = (uint32_t)h; /* a piece without its packet: gone */
+            b->frag_dropped++;
+        } else if (h != PLACEHOLDER) {
             b->deliver(b->ctx, b->pool + h * BOND_PKT_MAX, b->pool_len[h]);
             b->pool_free[b->n_free++] = (uint32_t)h;
         }
     }
+    b->reasm_count = 0;
     struct reorder *rb = reorder_new(REORDER_SLOTS, reorder_hold(b->rb), err, errlen);
     if (!rb)
         return -1;
@@ -362,18 +370,94 @@ void bond_keepalive_all(struct bond *b, uint64_t now_us)
 }
 
 /* A copy wrapped with its original packet number, sealed under a new one. */
-static void send_wrapped(struct bond *b, uint8_t link_id, uint64_t seq, const uint8_t *ip,
-                         size_t len)
+static void send_wrapped(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t inner,
+                         const uint8_t *ip, size_t len)
 {
     if (len + 9 > sizeof(b->scratch))
         return;
     be64_put(b->scratch, seq);
-    b->scratch[8] = WIRE_INNER_IP;
+    b->scratch[8] = inner;
     memcpy(b->scratch + 9, ip, len);
     send_ctrl(b, link_id, BOND_INNER_RESEND, b->scratch, len + 9);
 }
 
 static void pump_resends(struct bond *b, uint64_t now_us);
+
+/* Schedule, seal and send one data packet of inner type `inner` (WIRE_INNER_IP, or a
+ * WIRE_INNER_FRAG piece). Keeps the plaintext copy for repairs. 0 sent, -1 dropped (counted). */
+static int send_one(struct bond *b, uint8_t inner, const uint8_t *data, size_t len, unsigned cls,
+                    uint64_t now_us)
+{
+    uint64_t seq = b->data_k;
+    struct sched_decision d;
+    enum sched_verdict v =
+        sched_send(b->sched, seq, (uint32_t)(len + OUTER_OVERHEAD), cls, now_us, &d);
+    if (v != SCHED_SEND) {
+        if (v == SCHED_DROP_NOLINK)
+            b->drop_nolink++;
+        else
+            b->drop_budget++;
+        return -1;
+    }
+    b->data_k++;
+    uint64_t pn = 2 * seq;
+    int n = -1;
+    if (inner == WIRE_INNER_IP && b->lz4 && len >= WIRE_LZ4_MIN_INPUT &&
+        (b->lz4_streak < 8 || (seq & 31) == 0)) {
+        /* Compressed straight behind the header; kept only when it saves enough. */
+        int z = LZ4_compress_default((const char *)data, (char *)b->out + WIRE_PAYLOAD_OFFSET,
+                                     (int)len, (int)len - (int)WIRE_LZ4_MIN_SAVING);
+        if (z > 0) {
+            b->lz4_streak = 0;
+            n = wire_seal_pn(b->sess, pn, d.link[0], WIRE_INNER_IP_LZ4,
+                             b->out + WIRE_PAYLOAD_OFFSET, (size_t)z, b->out, sizeof(b->out));
+        } else {
+            b->lz4_streak++;
+        }
+    }
+    if (n < 0)
+        n = wire_seal_pn(b->sess, pn, d.link[0], inner, data, len, b->out, sizeof(b->out));
+    if (n < 0) {
+        b->drop_oversize++;
+        return -1;
+    }
+    note_pn(b, pn);
+    struct bond_txcopy *c = &b->tx[seq & (BOND_TXCOPIES - 1)];
+    c->seq = seq;
+    c->len = (uint16_t)len;
+    c->inner = inner;
+    memcpy(c->data, data, len);
+    link_tx(b, d.link[0], b->out, (size_t)n);
+    if (d.n == 2)
+        send_wrapped(b, d.link[1], seq, inner, data, len);
+    return 0;
+}
+
+/* A packet over frag_mtu: 2..15 pieces of equal size (equal pieces arrive together whatever
+ * link each takes), each [index<<4 | count][bytes], on consecutive sequences. */
+static int send_fragments(struct bond *b, const uint8_t *ip, size_t len, unsigned cls,
+                          uint64_t now_us)
+{
+    size_t room = b->frag_mtu - 1;
+    size_t count = (len + room - 1) / room;
+    if (count < 2 || count > 15) {
+        b->drop_oversize++;
+        return -1;
+    }
+    size_t per = (len + count - 1) / count;
+    uint8_t piece[BOND_PKT_MAX];
+    for (size_t i = 0, off = 0; i < count; i++, off += per) {
+        size_t n = len - off < per ? len - off : per;
+        piece[0] = wire_frag_byte((unsigned)i, (unsigned)count);
+        memcpy(piece + 1, ip + off, n);
+        /* A refused piece leaves a partial packet the receiver drops; the rest still go, so
+         * sequence and repair state stay simple (TCP retransmits the whole packet anyway). */
+        if (send_one(b, WIRE_INNER_FRAG, piece, n + 1, cls, now_us) != 0)
+            return -1;
+        b->frag_sent++;
+    }
+    return 0;
+}
 
 int bond_send_ip(struct bond *b, const uint8_t *ip, size_t len, unsigned cls, uint64_t now_us)
 {
@@ -390,48 +474,9 @@ int bond_send_ip(struct bond *b, const uint8_t *ip, size_t len, unsigned cls, ui
      * losing them costs a retransmission timeout. */
     if (b->rs_len > 0)
         pump_resends(b, now_us);
-    uint64_t seq = b->data_k;
-    struct sched_decision d;
-    enum sched_verdict v =
-        sched_send(b->sched, seq, (uint32_t)(len + OUTER_OVERHEAD), cls, now_us, &d);
-    if (v != SCHED_SEND) {
-        if (v == SCHED_DROP_NOLINK)
-            b->drop_nolink++;
-        else
-            b->drop_budget++;
-        return -1;
-    }
-    b->data_k++;
-    uint64_t pn = 2 * seq;
-    int n = -1;
-    if (b->lz4 && len >= WIRE_LZ4_MIN_INPUT && (b->lz4_streak < 8 || (seq & 31) == 0)) {
-        /* Compressed straight behind the header; kept only when it saves enough. */
-        int z = LZ4_compress_default((const char *)ip, (char *)b->out + WIRE_PAYLOAD_OFFSET,
-                                     (int)len, (int)len - (int)WIRE_LZ4_MIN_SAVING);
-        if (z > 0) {
-            b->lz4_streak = 0;
-            n = wire_seal_pn(b->sess, pn, d.link[0], WIRE_INNER_IP_LZ4,
-                             b->out + WIRE_PAYLOAD_OFFSET, (size_t)z, b->out, sizeof(b->out));
-        } else {
-            b->lz4_streak++;
-        }
-    }
-    if (n < 0)
-        n = wire_seal_pn(b->sess, pn, d.link[0], WIRE_INNER_IP, ip, len, b->out, sizeof(b->out));
-    if (n < 0) {
-        b->drop_oversize++;
-        return -1;
-    }
-    note_pn(b, pn);
-    struct bond_txcopy *c = &b->tx[seq & (BOND_TXCOPIES - 1)];
-    c->seq = seq;
-    c->len = (uint16_t)len;
-    c->inner = WIRE_INNER_IP;
-    memcpy(c->data, ip, len);
-    link_tx(b, d.link[0], b->out, (size_t)n);
-    if (d.n == 2)
-        send_wrapped(b, d.link[1], seq, ip, len);
-    return 0;
+    if (b->frag_mtu && len > b->frag_mtu)
+        return send_fragments(b, ip, len, cls, now_us);
+    return send_one(b, WIRE_INNER_IP, ip, len, cls, now_us);
 }
 
 static void deliver_now(struct bond *b, uint64_t h)
@@ -481,6 +526,53 @@ static void deliver_handle(struct bond *b, uint64_t h, uint64_t now_us)
     b->rx_padded++;
 }
 
+/* What the reorder buffer releases, in order. Fragments are joined here, before the delivery
+ * stage, so a whole packet is delayed, padded and delivered like any other: pieces arrive in
+ * sequence order, index 0 first; anything else (a piece skipped after the hold, a count that
+ * changes) drops the partial packet. The joined packet takes the last piece's handle. */
+static void release_handle(struct bond *b, uint64_t h, uint64_t now_us)
+{
+    /* A whole packet between pieces can only be a late repair delivered out of order: it
+     * leaves an open packet alone (a lost piece shows as the wrong next index instead). */
+    if (h == PLACEHOLDER || !b->pool_frag[h]) {
+        deliver_handle(b, h, now_us);
+        return;
+    }
+    uint8_t *p = b->pool + h * BOND_PKT_MAX;
+    size_t n = b->pool_len[h];
+    unsigned idx = p[0] >> 4, cnt = p[0] & 0x0f;
+    bool ok = cnt >= 2 && idx < cnt;
+    if (ok && idx == 0) {
+        if (b->reasm_count)
+            b->frag_dropped++;
+        b->reasm_count = (uint8_t)cnt;
+        b->reasm_next = 0;
+        b->reasm_len = 0;
+    }
+    ok = ok && b->reasm_count == cnt && b->reasm_next == idx &&
+         b->reasm_len + n - 1 <= sizeof(b->reasm);
+    if (!ok) {
+        if (b->reasm_count)
+            b->frag_dropped++;
+        b->reasm_count = 0;
+        b->pool_free[b->n_free++] = (uint32_t)h;
+        return;
+    }
+    memcpy(b->reasm + b->reasm_len, p + 1, n - 1);
+    b->reasm_len += n - 1;
+    b->reasm_next++;
+    if (idx + 1 < cnt) {
+        b->pool_free[b->n_free++] = (uint32_t)h;
+        return;
+    }
+    memcpy(p, b->reasm, b->reasm_len);
+    b->pool_len[h] = (uint16_t)b->reasm_len;
+    b->pool_frag[h] = 0;
+    b->reasm_count = 0;
+    b->frag_joined++;
+    deliver_handle(b, h, now_us);
+}
+
 /* A TCP segment that carries data or a SYN (IPv4, or IPv6 without extension headers): held
  * like a bulk packet when equalising, whatever its size. TCP's RTT samples must all see the
  * same delay: CUBIC's HyStart leaves slow start as soon as a round's RTT exceeds the minimum by
@@ -514,6 +606,10 @@ static void push_packet(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t i
     int n;
     if (inner == WIRE_INNER_IP_LZ4) {
         n = wire_decompress(p, len, dst, b->inner_mtu);
+    } else if (inner == WIRE_INNER_FRAG) {
+        n = len >= 2 && len <= BOND_PKT_MAX ? (int)len : -1;
+        if (n > 0)
+            memcpy(dst, p, len);
     } else if (len <= b->inner_mtu && len <= BOND_PKT_MAX) {
         memcpy(dst, p, len);
         n = (int)len;
@@ -526,18 +622,19 @@ static void push_packet(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t i
     }
     b->n_free--;
     b->pool_len[h] = (uint16_t)n;
+    b->pool_frag[h] = inner == WIRE_INNER_FRAG;
     /* Equalisation: bulk packets (same size rule as the peer's scheduler, on the wire size)
      * are due after their link's delay difference to the slowest link in use. */
     uint32_t pad = link_id < AGG_MAX_LINKS ? b->rx_pad_us[link_id] : 0;
     /* A bulk packet from the slowest link (pad 0) still queues behind held bulk ones: only
      * pool_due == 0 (small, or equalisation off) may overtake. */
     b->pool_due[h] = b->eq_min_bytes && (len + OUTER_OVERHEAD >= b->eq_min_bytes ||
-                                         is_tcp_data_or_syn(dst, (size_t)n))
+                                         (!b->pool_frag[h] && is_tcp_data_or_syn(dst, (size_t)n)))
                          ? (now_us + pad ? now_us + pad : 1)
                          : 0;
     enum reorder_verdict v = reorder_push(b->rb, seq, h, now_us);
     if (v == REORDER_LATE) {
-        deliver_handle(b, h, now_us);
+        release_handle(b, h, now_us);
     } else if (v != REORDER_HELD) {
         b->pool_free[b->n_free++] = h;
     }
@@ -604,6 +701,7 @@ void bond_on_rx(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint6
     switch (rx->inner_type) {
     case WIRE_INNER_IP:
     case WIRE_INNER_IP_LZ4:
+    case WIRE_INNER_FRAG:
         if (rx->pn & 1) { /* data on a control number: not ours */
             b->drop_bad_inner++;
             break;
@@ -615,7 +713,7 @@ void bond_on_rx(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint6
         if (rx->len > 9) {
             uint64_t seq = be64_get(rx->payload);
             uint8_t inner = rx->payload[8];
-            if (inner != WIRE_INNER_IP && inner != WIRE_INNER_IP_LZ4) {
+            if (inner != WIRE_INNER_IP && inner != WIRE_INNER_IP_LZ4 && inner != WIRE_INNER_FRAG) {
                 b->drop_bad_inner++;
                 break;
             }
@@ -637,7 +735,7 @@ void bond_release(struct bond *b, uint64_t now_us)
     uint64_t h;
     outq_flush(b, now_us);
     while (reorder_pop(b->rb, now_us, &h) == 1)
-        deliver_handle(b, h, now_us);
+        release_handle(b, h, now_us);
     outq_flush(b, now_us);
 }
 
@@ -714,7 +812,7 @@ static void pump_resends(struct bond *b, uint64_t now_us)
             if (v == SCHED_DROP_BUDGET)
                 return; /* no room now: keep it and the rest for the next tick */
             if (v == SCHED_SEND) {
-                send_wrapped(b, d.link[0], c->seq, c->data, c->len);
+                send_wrapped(b, d.link[0], c->seq, c->inner, c->data, c->len);
                 b->link[d.link[0]].resent++;
                 b->resent++;
             }

@@ -120,6 +120,15 @@ struct bond {
     uint64_t drop_nolink, drop_budget, drop_pool, drop_oversize, drop_bad_inner, resent;
     uint64_t resend_expired; /* repairs that found no room on any link in time */
     uint64_t rx_delivered;
+    /* Full inner MTU by fragments (docs/tunnel.md "MTU"): packets over frag_mtu (the largest
+     * that fits one outer packet; 0 = never split) leave as 2..15 WIRE_INNER_FRAG pieces on
+     * consecutive sequences; the receiver joins them after the reorder buffer. */
+    unsigned frag_mtu;
+    uint8_t *pool_frag; /* BOND_RXPOOL: the handle holds a fragment (its first byte = index) */
+    uint8_t reasm[BOND_PKT_MAX];
+    size_t reasm_len;
+    uint8_t reasm_next, reasm_count; /* next index expected (reasm_count 0: none open) */
+    uint64_t frag_sent, frag_joined, frag_dropped;
     /* The peer's class table (CTRL_CLASSES), for the hub: new_ set until the engine applied it. */
     struct ctrl_classes peer_classes;
     bool peer_classes_new;

@@ -305,10 +305,19 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
     json_t *j = get_obj(v, "", root, "tunnel");
     if (!j)
         return v->failed ? -1 : 0;
-    static const char *const keys[] = {"hubs",     "private_key_file", "hub_public_key",
-                                       "tun",      "address",          "path_mtu",
-                                       "lz4",      "classes",          "hub_timeout_ms",
-                                       "hubs_url", "hubs_token_file",  "hubs_refresh_s",
+    static const char *const keys[] = {"hubs",
+                                       "private_key_file",
+                                       "hub_public_key",
+                                       "tun",
+                                       "address",
+                                       "path_mtu",
+                                       "lz4",
+                                       "classes",
+                                       "hub_timeout_ms",
+                                       "hubs_url",
+                                       "hubs_token_file",
+                                       "hubs_refresh_s",
+                                       "inner_mtu",
                                        NULL};
     if (check_keys(v, "tunnel", j, keys))
         return -1;
@@ -344,6 +353,7 @@ static int parse_tunnel(struct vctx *v, json_t *root, struct cfg_tunnel *t)
         get_str(v, "tunnel", j, "tun", false, t->tun, sizeof t->tun) ||
         get_str(v, "tunnel", j, "address", true, t->address, sizeof t->address) ||
         get_uint(v, "tunnel", j, "path_mtu", 576, 9000, &t->path_mtu) ||
+        get_uint(v, "tunnel", j, "inner_mtu", 576, 1500, &t->inner_mtu) ||
         get_bool(v, "tunnel", j, "lz4", &t->lz4) ||
         get_uint(v, "tunnel", j, "hub_timeout_ms", 500, 60000, &t->hub_timeout_ms) ||
         get_str(v, "tunnel", j, "hubs_url", false, t->hubs_url, sizeof t->hubs_url) ||

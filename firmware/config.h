@@ -54,7 +54,8 @@ struct cfg_tunnel {
     char hub_public_key[64];
     char tun[16];
     char address[48];
-    unsigned path_mtu; /* outer path MTU, 0 = 1500 */
+    unsigned path_mtu;  /* outer path MTU, 0 = 1500 */
+    unsigned inner_mtu; /* TUN MTU, 0 = path_mtu - overhead; up to 1500 by fragments */
     bool lz4;
     unsigned hub_timeout_ms; /* move to the next hub after this silence, 0 = the tunnel's default */
     char hubs_url[CFG_PATH_MAX];        /* provisioning: the hub list from the data center */

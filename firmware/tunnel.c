@@ -66,6 +66,7 @@ int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out
     str_copy(ac->tun_name, tc->tun, sizeof ac->tun_name);
     str_copy(ac->address, tc->address, sizeof ac->address);
     ac->path_mtu = tc->path_mtu; /* 0 = 1500; the TUN MTU is derived from it */
+    ac->inner_mtu = tc->inner_mtu;
     for (unsigned i = 0; i < tc->nhubs && i < AGG_MAX_HUBS; i++)
         str_copy(ac->hubs[i], tc->hubs[i], sizeof ac->hubs[i]);
     ac->n_hubs = tc->nhubs;

@@ -83,6 +83,14 @@ static int load_config(const char *file, struct agg_hub_config *cfg, unsigned *s
         }
         cfg->path_mtu = (unsigned)json_integer_value(v);
     }
+    v = json_object_get(root, "inner_mtu");
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 576 || json_integer_value(v) > 1500) {
+            snprintf(err, errlen, "%s: \"inner_mtu\" must be an integer 576..1500", file);
+            goto out;
+        }
+        cfg->inner_mtu = (unsigned)json_integer_value(v);
+    }
     v = json_object_get(root, "lz4");
     if (v) {
         if (!json_is_boolean(v)) {

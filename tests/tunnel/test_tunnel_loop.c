@@ -79,7 +79,9 @@ static void pump(struct side *s, uint64_t now_us, bool to_hub)
             struct wire_rx rx;
             if (wire_open(lookup, s, buf, (size_t)n, &rx) != WIRE_OK)
                 continue;
-            if (to_hub && i == 1 && rx.inner_type == WIRE_INNER_IP && (rx.pn / 2) % 20 == 7) {
+            if (to_hub && i == 1 &&
+                (rx.inner_type == WIRE_INNER_IP || rx.inner_type == WIRE_INNER_FRAG) &&
+                (rx.pn / 2) % 20 == 7) {
                 dropped++;
                 continue; /* "lost" on link 1 */
             }
@@ -279,6 +281,43 @@ int main(void)
             capped++;
     printf("class rate cap 800 kbit/s: %u of 200 packets refused in a 10 ms burst\n", capped);
     CHECK(capped >= 180 && capped < 200);
+
+    /* Full inner MTU by fragments: with frag_mtu 700, every 1400-byte packet crosses as two
+     * pieces, possibly on different links; link 1 still loses every 20th data packet (now a
+     * piece), and repairs must make every packet whole, once, in order. */
+    A.b.frag_mtu = 700;
+    uint32_t got_f = B.got, nfr = 0, frag_refused = 0, ooo_f = B.out_of_order, dup_f = B.dup;
+    unsigned dropped_f = dropped;
+    uint8_t big[1400];
+    memset(big, 0xa5, sizeof(big));
+    big[0] = 0x45;
+    t0 = mono_ns() / 1000;
+    while (mono_ns() / 1000 - t0 < 700000) {
+        now = mono_ns() / 1000;
+        if (nfr < 600 && nfr < (now - t0) / 1000) {
+            uint32_t seqv = NPKT + 200000 + nfr++;
+            memcpy(big + 4, &seqv, 4);
+            if (bond_send_ip(&A.b, big, sizeof(big), 0, now) != 0)
+                frag_refused++;
+        }
+        bond_tick(&A.b, now);
+        bond_tick(&B.b, now);
+        pump(&B, now, true);
+        pump(&A, now, false);
+        usleep(500);
+    }
+    printf("fragments: %u packets of 1400 B as %llu pieces, %u pieces lost on link 1, joined "
+           "%llu, dropped partial %llu, delivered %u, refused %u, ooo %u dup %u\n",
+           nfr, (unsigned long long)A.b.frag_sent, dropped - dropped_f,
+           (unsigned long long)B.b.frag_joined, (unsigned long long)B.b.frag_dropped, B.got - got_f,
+           frag_refused, B.out_of_order - ooo_f, B.dup - dup_f);
+    CHECK_INT(A.b.frag_sent, 3 * (nfr - frag_refused)); /* 1400 B in pieces of <= 699 */
+    CHECK(dropped - dropped_f > 5); /* pieces were really lost and repaired */
+    CHECK_INT(B.got - got_f + frag_refused, nfr);
+    CHECK_INT(B.b.frag_joined, B.got - got_f);
+    CHECK(B.out_of_order - ooo_f <= 3);
+    CHECK_INT(B.dup - dup_f, 0);
+    A.b.frag_mtu = 0;
 
     /* Cut link 0: within 300 ms it is down, and traffic keeps flowing on link 1. */
     cut0 = true;

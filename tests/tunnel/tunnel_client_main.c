@@ -101,6 +101,8 @@ int main(int argc, char **argv)
             str_copy(l->name, buf, sizeof(l->name));
             str_copy(l->ifname, c1 + 1, sizeof(l->ifname));
             l->link_id = (uint8_t)n;
+        } else if (strcmp(a, "--inner-mtu") == 0 && str_to_long(v, &n)) {
+            cfg.inner_mtu = (unsigned)n;
         } else if (strcmp(a, "--path-mtu") == 0 && str_to_long(v, &n)) {
             cfg.path_mtu = (unsigned)n;
         } else if (strcmp(a, "--hub-timeout-ms") == 0 && str_to_long(v, &n)) {
