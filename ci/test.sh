@@ -8,11 +8,13 @@
 #   3. TSan build + the threaded tests
 #   4. libFuzzer build (clang) + every fuzz target for FUZZ_SECONDS (default 20) each
 #   5. arm64 cross build (gcc-aarch64-linux-gnu) + unit tests under qemu-aarch64
+#   6. .deb packages amd64 + arm64 (from the stage-5 build), install/upgrade/remove/purge in a
+#      clean debootstrap root (root, Debian mirror; cached in /var/cache/corridor-ci)
 # Environment: STAGES="1 2 3 4 5" to pick stages, FUZZ_SECONDS, JOBS, CORRIDOR_SKIP_SETUP=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-STAGES=${STAGES:-"1 2 3 4 5"}
+STAGES=${STAGES:-"1 2 3 4 5 6"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 JOBS=${JOBS:-$(nproc)}
 OUT=${OUT:-$ROOT/build/ci}
@@ -63,7 +65,7 @@ case $s in
         total_fail=$((total_fail+1)); failed_stages="$failed_stages format"
     fi
     if build build/native -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
-        run_ctest native build/native
+        run_ctest native build/native -LE pkg
     else failed_stages="$failed_stages native-build"; total_fail=$((total_fail+1)); fi
     ;;
 2)
@@ -106,6 +108,13 @@ case $s in
         file build/arm64/firmware/corridor 2>/dev/null | grep -q aarch64 || { echo "arm64: corridor is not an aarch64 binary"; total_fail=$((total_fail+1)); }
         run_ctest arm64 build/arm64 -L unit -LE realtime
     else failed_stages="$failed_stages arm64-build"; total_fail=$((total_fail+1)); fi
+    ;;
+6)
+    note "stage 6: packages (amd64 + arm64) in a clean debootstrap root"
+    if build build/native -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+        CORRIDOR_PKG_ARM64_BUILD=$([ -f build/arm64/CMakeCache.txt ] && echo "$ROOT/build/arm64") \
+            run_ctest pkg build/native -L pkg
+    else failed_stages="$failed_stages pkg-build"; total_fail=$((total_fail+1)); fi
     ;;
 esac
 done

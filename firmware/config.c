@@ -4,6 +4,7 @@
  * validation below walks the tree with the current key path in hand so every message names
  * exactly where the problem is. One function per value kind, one error exit each. */
 #include "firmware/config.h"
+#include "board/board.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -583,34 +584,81 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     c->coverage.half_life_trips = 2;
     c->coverage.horizon_s = 60;
     c->coverage.max_mb = 100;
+    c->coverage.trip_idle_s = 600;
+    c->coverage.margin_s = 3;
+    c->coverage.min_confidence = 0.5;
     if ((j = get_obj(v, "", root, "coverage"))) {
-        static const char *const keys[] = {"enabled",   "cell_m", "half_life_trips",
-                                           "horizon_s", "max_mb", NULL};
+        static const char *const keys[] = {"enabled",   "cell_m",         "half_life_trips",
+                                           "horizon_s", "max_mb",         "trip_idle_s",
+                                           "margin_s",  "min_confidence", NULL};
         if (check_keys(v, "coverage", j, keys) ||
             get_bool(v, "coverage", j, "enabled", &c->coverage.enabled) ||
             get_double(v, "coverage", j, "cell_m", 5, 1000, &c->coverage.cell_m) ||
             get_double(v, "coverage", j, "half_life_trips", 0.5, 100,
                        &c->coverage.half_life_trips) ||
             get_double(v, "coverage", j, "horizon_s", 5, 600, &c->coverage.horizon_s) ||
-            get_uint(v, "coverage", j, "max_mb", 1, 100000, &c->coverage.max_mb))
+            get_uint(v, "coverage", j, "max_mb", 1, 100000, &c->coverage.max_mb) ||
+            get_uint(v, "coverage", j, "trip_idle_s", 1, 86400, &c->coverage.trip_idle_s) ||
+            get_double(v, "coverage", j, "margin_s", 0, 60, &c->coverage.margin_s) ||
+            get_double(v, "coverage", j, "min_confidence", 0, 1, &c->coverage.min_confidence))
             return -1;
     }
     if (v->failed)
         return -1;
     str_copy(c->board.power, "none", sizeof c->board.power);
     c->board.power_off_ms = 2000;
+    str_copy(c->board.profile, "generic", sizeof c->board.profile);
+    str_copy(c->board.watchdog_device, "/dev/watchdog", sizeof c->board.watchdog_device);
+    c->board.watchdog_timeout_s = 30;
+    str_copy(c->board.thermal_root, "/sys/class/thermal", sizeof c->board.thermal_root);
+    c->board.thermal_slow_poll = true;
     if ((j = get_obj(v, "", root, "board"))) {
-        static const char *const keys[] = {"power", "sim_control", "power_off_ms", NULL};
+        static const char *const keys[] = {"power",
+                                           "sim_control",
+                                           "power_off_ms",
+                                           "profile",
+                                           "gpio_record",
+                                           "watchdog_device",
+                                           "watchdog_timeout_s",
+                                           "thermal_root",
+                                           "thermal_slow_poll",
+                                           NULL};
         if (check_keys(v, "board", j, keys) ||
             get_str(v, "board", j, "power", false, c->board.power, sizeof c->board.power) ||
             get_str(v, "board", j, "sim_control", false, c->board.sim_control,
                     sizeof c->board.sim_control) ||
-            get_uint(v, "board", j, "power_off_ms", 100, 60000, &c->board.power_off_ms))
+            get_uint(v, "board", j, "power_off_ms", 100, 60000, &c->board.power_off_ms) ||
+            get_str(v, "board", j, "profile", false, c->board.profile, sizeof c->board.profile) ||
+            get_str(v, "board", j, "gpio_record", false, c->board.gpio_record,
+                    sizeof c->board.gpio_record) ||
+            get_str(v, "board", j, "watchdog_device", false, c->board.watchdog_device,
+                    sizeof c->board.watchdog_device) ||
+            get_uint(v, "board", j, "watchdog_timeout_s", 5, 600, &c->board.watchdog_timeout_s) ||
+            get_str(v, "board", j, "thermal_root", false, c->board.thermal_root,
+                    sizeof c->board.thermal_root) ||
+            get_bool(v, "board", j, "thermal_slow_poll", &c->board.thermal_slow_poll))
             return -1;
-        if (strcmp(c->board.power, "none") != 0 && strcmp(c->board.power, "sim") != 0)
-            return fail(v, "board.power", "\"%s\": must be \"none\" or \"sim\"", c->board.power);
+        if (strcmp(c->board.power, "none") != 0 && strcmp(c->board.power, "sim") != 0 &&
+            strcmp(c->board.power, "gpio") != 0)
+            return fail(v, "board.power", "\"%s\": must be \"none\", \"sim\" or \"gpio\"",
+                        c->board.power);
         if (strcmp(c->board.power, "sim") == 0 && !c->board.sim_control[0])
             return fail(v, "board.sim_control", "missing (required when board.power is \"sim\")");
+        if (!c->board.profile[0])
+            return fail(v, "board.profile", "must not be empty (\"generic\" fits any box)");
+        /* check-config proves the profile too: its errors name the profile file and key. */
+        struct board_profile bp;
+        char perr[384];
+        if (board_profile_load(c->board.profile, NULL, &bp, perr, sizeof perr) != 0)
+            return fail(v, "board.profile", "%s", perr);
+        if (c->board.watchdog_device[0] &&
+            check_abs_path(v, "board.watchdog_device", c->board.watchdog_device))
+            return -1;
+        if (check_abs_path(v, "board.thermal_root", c->board.thermal_root))
+            return -1;
+        if (c->board.gpio_record[0] && strcmp(c->board.gpio_record, "-") != 0 &&
+            check_abs_path(v, "board.gpio_record", c->board.gpio_record))
+            return -1;
     }
     if (v->failed)
         return -1;
@@ -636,15 +684,23 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     if (v->failed)
         return -1;
     if ((j = get_obj(v, "", root, "telemetry"))) {
-        static const char *const keys[] = {"batch_seconds", "upload_url",    "token_file",
-                                           "quota_mb",      "balance_alert", NULL};
+        static const char *const keys[] = {
+            "batch_seconds",    "upload_url",     "token_file",         "quota_mb", "balance_alert",
+            "upload_rate_kbps", "storage_device", "storage_interval_s", NULL};
         if (check_keys(v, "telemetry", j, keys))
             return -1;
         struct cfg_telemetry *t = &c->telemetry;
         t->enabled = true;
         t->batch_seconds = 600;
         t->quota_mb = 512;
+        t->upload_rate_kbps = 512;
+        t->storage_interval_s = 600;
+        str_copy(t->storage_device, "auto", sizeof t->storage_device);
         if (get_uint(v, "telemetry", j, "batch_seconds", 10, 86400, &t->batch_seconds) ||
+            get_uint(v, "telemetry", j, "upload_rate_kbps", 8, 1000000, &t->upload_rate_kbps) ||
+            get_str(v, "telemetry", j, "storage_device", false, t->storage_device,
+                    sizeof t->storage_device) ||
+            get_uint(v, "telemetry", j, "storage_interval_s", 60, 86400, &t->storage_interval_s) ||
             get_str(v, "telemetry", j, "upload_url", false, t->upload_url, sizeof t->upload_url) ||
             get_str(v, "telemetry", j, "token_file", false, t->token_file, sizeof t->token_file) ||
             get_uint(v, "telemetry", j, "quota_mb", 1, 1048576, &t->quota_mb) ||
@@ -657,6 +713,33 @@ static int parse_sections(struct vctx *v, json_t *root, struct config *c)
     }
     if (v->failed)
         return -1;
+    return 0;
+}
+
+/* "config_version": the format this file is written for (absent = 1). A file from a newer
+ * corridor is refused rather than half-understood: a key whose meaning changed would otherwise
+ * be read with the old meaning. Rule (docs/configuration.md): the version only goes up when an
+ * existing key changes meaning or a new key becomes required; older versions stay accepted
+ * and are migrated here, in memory. Checked before anything else so that this, not some
+ * unknown-key error, is the message an operator sees after a downgrade. */
+#define CONFIG_VERSION_CURRENT 1
+
+static int check_config_version(struct vctx *v, json_t *root)
+{
+    json_t *j = json_object_get(root, "config_version");
+    if (!j)
+        return 0;
+    if (!json_is_integer(j))
+        return fail(v, "config_version", "must be an integer, got %s", type_name(j));
+    json_int_t ver = json_integer_value(j);
+    if (ver < 1)
+        return fail(v, "config_version", "must be 1 or higher, got %lld", (long long)ver);
+    if (ver > CONFIG_VERSION_CURRENT)
+        return fail(v, "config_version",
+                    "%lld is newer than this corridor (%s) understands (up to %d): upgrade "
+                    "corridor, or use a configuration written for version %d",
+                    (long long)ver, CORRIDOR_VERSION, CONFIG_VERSION_CURRENT,
+                    CONFIG_VERSION_CURRENT);
     return 0;
 }
 
@@ -682,10 +765,11 @@ int config_parse(const char *json, size_t len, const char *name, struct config *
         fail(&v, "(top level)", "must be a JSON object, got %s", type_name(root));
         goto out;
     }
-    static const char *const keys[] = {
-        "vehicle_id", "data_dir",       "links", "log",      "tunnel",   "routing", "dashboard",
-        "telemetry",  "control_socket", "board", "position", "coverage", NULL};
-    if (check_keys(&v, "", root, keys))
+    static const char *const keys[] = {"vehicle_id",     "data_dir", "links",     "log",
+                                       "tunnel",         "routing",  "dashboard", "telemetry",
+                                       "control_socket", "board",    "position",  "coverage",
+                                       "config_version", NULL};
+    if (check_config_version(&v, root) || check_keys(&v, "", root, keys))
         goto out;
     if (get_str(&v, "", root, "vehicle_id", true, out->vehicle_id, sizeof out->vehicle_id) ||
         check_name(&v, "vehicle_id", out->vehicle_id) ||

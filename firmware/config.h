@@ -92,13 +92,22 @@ struct cfg_telemetry {
     char upload_url[CFG_PATH_MAX];
     char token_file[CFG_PATH_MAX];
     unsigned quota_mb;
-    double balance_alert; /* alert when a SIM balance drops under this, 0 = off */
+    double balance_alert;        /* alert when a SIM balance drops under this, 0 = off */
+    unsigned upload_rate_kbps;   /* upload rate cap in kbit/s (default 512 = 64 KiB/s) */
+    char storage_device[64];     /* storage health of: "auto" (disk of data_dir), "none", dev */
+    unsigned storage_interval_s; /* smartctl at most this often (default 600) */
 };
 
 struct cfg_board {
-    char power[16];        /* "none" (default) | "sim" */
+    char power[16];        /* "none" (default) | "sim" | "gpio" */
     char sim_control[108]; /* power "sim": the modem simulator's control socket */
     unsigned power_off_ms;
+    char profile[CFG_PATH_MAX];         /* board profile name or path, default "generic" */
+    char gpio_record[CFG_PATH_MAX];     /* power "gpio": record line operations here instead */
+    char watchdog_device[CFG_PATH_MAX]; /* default "/dev/watchdog", "" = no hardware watchdog */
+    unsigned watchdog_timeout_s;        /* default 30 */
+    char thermal_root[CFG_PATH_MAX];    /* default "/sys/class/thermal" */
+    bool thermal_slow_poll; /* slow the modems' polling at a zone's crit_c, default true */
 };
 
 struct cfg_position {
@@ -113,6 +122,9 @@ struct cfg_coverage {
     double half_life_trips;
     double horizon_s;
     unsigned max_mb;
+    unsigned trip_idle_s;  /* standing this long ends a trip (depot, terminus) */
+    double margin_s;       /* policy: lead time = drain time + this */
+    double min_confidence; /* policy: predictions less sure than this are ignored */
 };
 
 struct cfg_log {

@@ -1,6 +1,8 @@
 /* control: Unix control socket server and client. See control.h. */
 #include "firmware/control.h"
+#include "firmware/diag.h"
 #include "firmware/render.h"
+#include "common/alive.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,8 +73,13 @@ static void serve_client(struct control *c, int fd)
     json_t *reply;
     if (strcmp(req, "status") == 0) {
         reply = render_status(c->st, c->vehicle_id);
+    } else if (strcmp(req, "diagnostics") == 0) {
+        /* The status plus the daemon's own recent log lines: what `corridor diag` bundles. */
+        reply = diag_runtime_doc(render_status(c->st, c->vehicle_id));
+        if (reply)
+            json_object_set_new(reply, "modem_replies", render_exchanges(c->st));
     } else {
-        reply = json_pack("{s:s}", "error", "unknown request (known: status)");
+        reply = json_pack("{s:s}", "error", "unknown request (known: status, diagnostics)");
     }
     char *text = json_dumps(reply, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(reply);
@@ -88,9 +95,10 @@ static void *control_thread(void *arg)
     struct control *c = arg;
     pthread_setname_np(pthread_self(), "control");
     for (;;) {
+        alive_beat("control", NULL);
         struct pollfd p[2] = {{.fd = c->lfd, .events = POLLIN},
                               {.fd = c->stopfd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
+        if (poll(p, 2, 1000) < 0) { /* wakes each second to beat (common/alive.h) */
             if (errno == EINTR)
                 continue;
             LOG_E("control", "poll: %s", strerror(errno));

@@ -3,6 +3,7 @@
 #include "common/common.h"
 #include "firmware/config.h"
 #include "firmware/control.h"
+#include "firmware/diag.h"
 #include "firmware/http.h"
 #include "firmware/render.h"
 #include "firmware/run.h"
@@ -11,6 +12,7 @@
 #include "telemetry/telemetry.h"
 
 #include <getopt.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <errno.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/corridor/corridor.json"
@@ -408,6 +411,69 @@ static int cmd_passwd(int argc, char **argv)
     return 0;
 }
 
+/* corridor diag [--config FILE] [--socket PATH] [--out FILE] [--no-system]: a support bundle
+ * (firmware/diag.h). Works with a broken config and without a running daemon: whatever cannot
+ * be collected is listed in the bundle with the reason. */
+static int cmd_diag(int argc, char **argv)
+{
+    struct diag_opts o = {.config_path = DEFAULT_CONFIG, .system_info = true, .journal = true};
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc) {
+            o.config_path = argv[++i];
+        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            o.control_socket = argv[++i];
+        } else if ((strcmp(argv[i], "--out") == 0 || strcmp(argv[i], "-o") == 0) && i + 1 < argc) {
+            out = argv[++i];
+        } else if (strcmp(argv[i], "--no-system") == 0) {
+            o.system_info = false;
+            o.journal = false;
+        } else {
+            fprintf(stderr,
+                    "usage: %s diag [--config FILE] [--socket PATH] [--out FILE|-] "
+                    "[--no-system]\n",
+                    prog);
+            return 2;
+        }
+    }
+    log_init("corridor", LOGL_WARN, false);
+    json_t *doc = diag_collect(&o);
+    if (!doc) {
+        fprintf(stderr, "%s diag: out of memory\n", prog);
+        return 1;
+    }
+    char name[160], err[512];
+    if (!out) {
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        const char *vid = json_string_value(
+            json_object_get(json_object_get(json_object_get(doc, "config"), "json"), "vehicle_id"));
+        char safe[64];
+        str_copy(safe, vid ? vid : "unknown", sizeof safe);
+        for (char *c = safe; *c; c++)
+            if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+                *c = '_';
+        snprintf(name, sizeof name, "corridor-diag-%s-%s.json.zst", safe, stamp);
+        out = name;
+    }
+    int rc = diag_write(doc, out, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "%s diag: %s\n", prog, err);
+    } else if (strcmp(out, "-") != 0) {
+        json_t *un = json_object_get(doc, "unavailable");
+        fprintf(stderr,
+                "%s: written (%lld secrets redacted, %zu parts unavailable: see "
+                "\"unavailable\" inside)\n",
+                out, (long long)json_integer_value(json_object_get(doc, "redacted")),
+                json_object_size(un));
+    }
+    json_decref(doc);
+    return rc ? 1 : 0;
+}
+
 static int cmd_version(int argc, char **argv)
 {
     printf("corridor %s\n", CORRIDOR_VERSION);
@@ -431,6 +497,8 @@ static const struct subcommand subcommands[] = {
      "export the coverage map as GeoJSON, or merge another map", cmd_coverage},
     {"passwd", "", "hash a dashboard password (argon2id) for the config", cmd_passwd},
     {"keygen", "FILE", "write a new private key (mode 0600), print its public key", cmd_keygen},
+    {"diag", "[--config FILE] [--out FILE.json.zst|-]",
+     "write a support bundle (versions, redacted config, state, logs, system)", cmd_diag},
     {"version", "", "print the version", cmd_version},
     {"help", "", "this text", cmd_help},
     {NULL, NULL, NULL, NULL},

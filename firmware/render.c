@@ -146,6 +146,13 @@ json_t *render_status(struct state *st, const char *vehicle_id)
             json_object_set_new(sj, "forecast_empty_utc", utc_or_null(sm->forecast_empty_utc));
             json_object_set_new(sj, "data_used_bytes",
                                 json_integer((json_int_t)sm->data_used_bytes));
+            json_object_set_new(sj, "data_up_bytes", json_integer((json_int_t)sm->data_up_bytes));
+            json_object_set_new(sj, "data_down_bytes",
+                                json_integer((json_int_t)sm->data_down_bytes));
+            json_object_set_new(sj, "data_today_bytes",
+                                json_integer((json_int_t)sm->data_today_bytes));
+            json_object_set_new(sj, "data_month_bytes",
+                                json_integer((json_int_t)sm->data_month_bytes));
             json_object_set_new(sj, "alert", json_boolean(sm->alert));
             json_object_set_new(l, "sim", sj);
         } else {
@@ -250,5 +257,29 @@ json_t *render_status(struct state *st, const char *vehicle_id)
         json_array_append_new(ea, e);
     }
     json_object_set_new(o, "events", ea);
+    return o;
+}
+
+json_t *render_exchanges(struct state *st)
+{
+    static struct link_state ls[CFG_MAX_LINKS]; /* callers: control and http threads, under */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* this lock: 48 kB, not on a stack */
+    static struct modem_exchange x[STATE_EXCHANGES];
+    json_t *o = json_object();
+    pthread_mutex_lock(&mu);
+    unsigned n = state_get_links(st, ls, CFG_MAX_LINKS);
+    for (unsigned i = 0; i < n; i++) {
+        if (!ls[i].has_modem)
+            continue;
+        json_t *arr = json_array();
+        unsigned k = state_get_exchanges(st, i, x, STATE_EXCHANGES);
+        for (unsigned j = 0; j < k; j++)
+            json_array_append_new(arr,
+                                  json_pack("{s:I,s:s,s:s,s:s,s:i}", "t", (json_int_t)x[j].wall_ms,
+                                            "cmd", x[j].cmd, "result", x[j].result, "reply",
+                                            x[j].reply, "ms", (int)x[j].took_ms));
+        json_object_set_new(o, ls[i].name, arr);
+    }
+    pthread_mutex_unlock(&mu);
     return o;
 }

@@ -15,5 +15,8 @@ json_t *render_modem_sample(const struct modem_sample *s);
 /* {"vehicle_id","uptime_s","links":[{name, interface, modem:{...}|null, samples}],"events":[...]}
  */
 json_t *render_status(struct state *st, const char *vehicle_id);
+/* {"<link>": [{"t", "cmd", "result", "reply", "ms"}, ...]}: the last AT exchanges of every
+ * modem, oldest first (the diagnostics bundle's "modem replies"). */
+json_t *render_exchanges(struct state *st);
 
 #endif

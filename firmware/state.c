@@ -17,6 +17,9 @@ struct state {
     uint64_t started_mono_ms;
     struct state_tunnel tunnel;
     struct state_position position;
+    /* The last AT exchanges per link (diagnostics bundle), a ring each. */
+    struct modem_exchange xchg[CFG_MAX_LINKS][STATE_EXCHANGES];
+    unsigned xchg_next[CFG_MAX_LINKS], xchg_n[CFG_MAX_LINKS];
 };
 
 struct state *state_new(const struct config *cfg)
@@ -62,6 +65,37 @@ void state_put_modem(struct state *st, const struct modem_sample *sample)
     if (!found)
         st->unknown_samples++;
     pthread_mutex_unlock(&st->lock);
+}
+
+void state_put_exchange(struct state *st, const char *link, const struct modem_exchange *x)
+{
+    pthread_mutex_lock(&st->lock);
+    for (unsigned i = 0; i < st->nlinks; i++) {
+        if (strcmp(st->links[i].name, link) == 0) {
+            st->xchg[i][st->xchg_next[i]] = *x;
+            st->xchg_next[i] = (st->xchg_next[i] + 1) % STATE_EXCHANGES;
+            if (st->xchg_n[i] < STATE_EXCHANGES)
+                st->xchg_n[i]++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+unsigned state_get_exchanges(struct state *st, unsigned link, struct modem_exchange *out,
+                             unsigned max)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&st->lock);
+    if (link < st->nlinks) {
+        unsigned have = st->xchg_n[link];
+        unsigned first = (st->xchg_next[link] + STATE_EXCHANGES - have) % STATE_EXCHANGES;
+        unsigned skip = have > max ? have - max : 0; /* the newest max of them */
+        for (unsigned k = skip; k < have; k++)
+            out[n++] = st->xchg[link][(first + k) % STATE_EXCHANGES];
+    }
+    pthread_mutex_unlock(&st->lock);
+    return n;
 }
 
 void state_add_event(struct state *st, const char *source, const char *kind, const char *fmt, ...)

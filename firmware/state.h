@@ -61,8 +61,10 @@ struct state_sim {
     bool valid;
     double balance, rate_per_day; /* NAN unknown */
     int64_t forecast_empty_utc;   /* -1 unknown */
-    uint64_t data_used_bytes;     /* through the link's interface since corridor started */
-    bool alert;                   /* under telemetry.balance_alert */
+    uint64_t data_used_bytes;     /* up + down since this box first saw the SIM (persisted) */
+    uint64_t data_up_bytes, data_down_bytes;
+    uint64_t data_today_bytes, data_month_bytes; /* UTC day / calendar month, up + down */
+    bool alert;                                  /* under telemetry.balance_alert */
 };
 
 struct link_state {
@@ -101,6 +103,12 @@ void state_put_position(struct state *st, const struct state_position *p);
 void state_get_position(struct state *st, struct state_position *out);
 void state_put_tunnel(struct state *st, const struct state_tunnel *t);
 void state_get_tunnel(struct state *st, struct state_tunnel *out);
+/* The last STATE_EXCHANGES AT commands and answers of each modem (for `corridor diag`). */
+#define STATE_EXCHANGES 48
+void state_put_exchange(struct state *st, const char *link, const struct modem_exchange *x);
+/* Copy out the newest (up to max) exchanges of config link index `link`, oldest first. */
+unsigned state_get_exchanges(struct state *st, unsigned link, struct modem_exchange *out,
+                             unsigned max);
 void state_add_event(struct state *st, const char *source, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Copy out up to max links; returns the number of links. */

@@ -57,6 +57,9 @@ struct drv {
     unsigned timeout_ms;    /* per command */
     const char *apn;        /* "" = leave the data profile alone */
     struct modem_sample *s; /* filled by every step; owned by the caller */
+    /* every command and its answer, for diagnostics (optional; called on this thread) */
+    void (*on_exchange)(void *ctx, const char *cmd, const struct at_response *r, uint64_t took_ms);
+    void *exchange_ctx;
 
     /* owned by drv_open/drv_close */
     struct serial *ser;
@@ -113,6 +116,13 @@ enum drv_rc drv_data_session(struct drv *d, char *msg, size_t n);
 enum drv_rc drv_poll_signal(struct drv *d);   /* CSQ + family serving cell */
 enum drv_rc drv_poll_reg(struct drv *d);      /* CREG?/CGREG?/CEREG? merged */
 enum drv_rc drv_poll_operator(struct drv *d); /* COPS numeric + name */
+/* A named sequence of the pieces above, for INIT and `corridor modem probe` (each its own order):
+ * runs them until one fails; *failed (may be NULL) names it for the error message. */
+struct drv_step {
+    const char *name;
+    enum drv_rc (*run)(struct drv *d);
+};
+enum drv_rc drv_steps(struct drv *d, const struct drv_step *steps, size_t n, const char **failed);
 /* USSD: send the code; the answer arrives as a +CUSD URC (d->cusd_done). */
 enum drv_rc drv_ussd_send(struct drv *d, const char *code, unsigned wait_ms);
 /* Store a received USSD answer into d->s->balance. false (balance untouched) when the answer

@@ -9,6 +9,7 @@
 #include "modem/driver.h"
 #include "modem/usb.h"
 #include "common/common.h"
+#include "common/alive.h"
 
 #include <errno.h>
 #include <math.h>
@@ -285,7 +286,10 @@ enum at_result drv_cmd(struct drv *d, const char *cmd, unsigned timeout_ms)
 {
     if (!d->at)
         return AT_RES_IO;
+    uint64_t t0 = mono_ms();
     enum at_result r = at_command(d->at, cmd, timeout_ms ? timeout_ms : d->timeout_ms, &d->resp);
+    if (d->on_exchange)
+        d->on_exchange(d->exchange_ctx, cmd, &d->resp, mono_ms() - t0);
     if (r == AT_RES_TIMEOUT || r == AT_RES_IO) {
         str_copy(d->fail_cmd, cmd, sizeof d->fail_cmd);
         d->fail_res = r;
@@ -578,6 +582,19 @@ enum drv_rc drv_poll_operator(struct drv *d)
     return DRV_OK;
 }
 
+enum drv_rc drv_steps(struct drv *d, const struct drv_step *steps, size_t n, const char **failed)
+{
+    for (size_t i = 0; i < n; i++) {
+        enum drv_rc rc = steps[i].run(d);
+        if (rc != DRV_OK) {
+            if (failed)
+                *failed = steps[i].name;
+            return rc;
+        }
+    }
+    return DRV_OK;
+}
+
 static bool ussd_code_ok(const char *code)
 {
     for (const char *p = code; *p; p++)
@@ -645,7 +662,8 @@ struct modem {
     struct modem_config cfg;
     struct modem_callbacks cb;
     pthread_t thread;
-    bool stop; /* written by modem_stop, read atomically by the thread */
+    bool stop;      /* written by modem_stop, read atomically by the thread */
+    bool slow_poll; /* written by modem_set_slow_poll, read atomically by the thread */
 
     pthread_mutex_t mu; /* guards latest and req only; never held across I/O */
     struct modem_sample latest;
@@ -662,6 +680,24 @@ struct modem {
     bool was_absent_vanish;      /* ABSENT because the port went away (emit RETURNED on return) */
     unsigned boot_window_ms;     /* next DETECT keeps trying this long (modem booting) */
 };
+
+static void on_exchange(void *ctx, const char *cmd, const struct at_response *r, uint64_t took_ms)
+{
+    struct modem *m = ctx;
+    if (!m->cb.exchange)
+        return;
+    struct modem_exchange x = {.wall_ms = wall_ms(), .took_ms = (uint32_t)took_ms};
+    str_copy(x.cmd, cmd, sizeof x.cmd);
+    if (r->result == AT_RES_CME_ERROR || r->result == AT_RES_CMS_ERROR)
+        str_copy(x.result, r->err_text[0] ? r->err_text : at_result_name(r->result),
+                 sizeof x.result);
+    else
+        str_copy(x.result, at_result_name(r->result), sizeof x.result);
+    size_t off = 0;
+    for (unsigned i = 0; i < r->nlines; i++)
+        str_appendf(x.reply, sizeof x.reply, &off, "%s%s", i ? " | " : "", r->lines[i]);
+    m->cb.exchange(m->cb.ctx, m->cfg.link, &x);
+}
 
 /* How long a modem may take to answer AT after a reset, a power cycle or reappearing on USB.
  * DETECT polls AT once a second within it, so a fast boot is seen at once and a slow one is
@@ -781,6 +817,7 @@ static void st_absent(struct modem *m)
 {
     publish(m);
     while (!stopping(m)) {
+        alive_beat("modem", m->cfg.link);
         if (serial_present(m->cfg.port)) {
             if (m->was_absent_vanish)
                 event(m, MODEM_EV_RETURNED, "port %s is back, re-detecting", m->cfg.port);
@@ -880,24 +917,14 @@ static void st_init(struct modem *m)
      * read by DETECT. */
     struct modem_identity *id = &m->s.id;
     id->model[0] = id->revision[0] = id->imei[0] = id->iccid[0] = id->imsi[0] = '\0';
-    if ((rc = drv_identity(d)) != DRV_OK)
-        goto fail;
-    step = "SIM";
-    if ((rc = drv_sim(d)) != DRV_OK)
-        goto fail;
-    step = "URC setup";
-    if ((rc = drv_enable_urcs(d)) != DRV_OK)
-        goto fail;
-    /* Signal and serving cell first: the radio type decides which registration domains
-     * count. This is also where a SIM7600's first-CPSI ERROR is absorbed. */
-    step = "signal";
-    if ((rc = drv_poll_signal(d)) != DRV_OK)
-        goto fail;
-    step = "registration";
-    if ((rc = drv_poll_reg(d)) != DRV_OK)
-        goto fail;
-    step = "operator";
-    if ((rc = drv_poll_operator(d)) != DRV_OK)
+    /* Signal and serving cell before registration: the radio type decides which registration
+     * domains count. This is also where a SIM7600's first-CPSI ERROR is absorbed. */
+    static const struct drv_step init_steps[] = {
+        {"identity", drv_identity},     {"SIM", drv_sim},
+        {"URC setup", drv_enable_urcs}, {"signal", drv_poll_signal},
+        {"registration", drv_poll_reg}, {"operator", drv_poll_operator},
+    };
+    if ((rc = drv_steps(d, init_steps, ARRAY_LEN(init_steps), &step)) != DRV_OK)
         goto fail;
     step = "data session";
     if ((rc = drv_data_session(d, msg, sizeof msg)) != DRV_OK)
@@ -1009,6 +1036,7 @@ static void st_poll(struct modem *m)
     uint64_t next_round = now, next_reg = now + m->cfg.reg_period_ms, next_gnss = now;
     uint64_t next_balance = now; /* first balance right after init, then every period */
     while (!stopping(m)) {
+        alive_beat("modem", m->cfg.link);
         unsigned req = take_requests(m, REQ_RESET | REQ_BALANCE);
         if (req & REQ_RESET) {
             rec_reset(&m->ladder);
@@ -1058,7 +1086,8 @@ static void st_poll(struct modem *m)
         if (round_ok)
             publish(m);
         /* Fixed cadence; a slow round is not made up for by a burst. */
-        next_round += m->cfg.signal_period_ms;
+        bool slow = __atomic_load_n(&m->slow_poll, __ATOMIC_ACQUIRE); /* thermal protection */
+        next_round += m->cfg.signal_period_ms * (slow ? 5u : 1u);
         now = mono_ms();
         if (next_round < now)
             next_round = now;
@@ -1143,6 +1172,7 @@ static void *modem_thread(void *arg)
 
     set_state(m, serial_present(m->cfg.port) ? MODEM_ST_DETECT : MODEM_ST_ABSENT);
     while (!stopping(m)) {
+        alive_beat("modem", m->cfg.link);
         if (take_requests(m, REQ_RESET) && m->st != MODEM_ST_ABSENT) {
             rec_reset(&m->ladder);
             enter_recover(m, "reset requested");
@@ -1199,6 +1229,8 @@ int modem_start(const struct modem_config *cfg, const struct modem_callbacks *cb
     m->d.timeout_ms = m->cfg.cmd_timeout_ms;
     m->d.apn = m->cfg.apn;
     m->d.s = &m->s;
+    m->d.on_exchange = on_exchange;
+    m->d.exchange_ctx = m;
     m->d.fam = &drv_family_simcom;
     rec_reset(&m->ladder);
     pthread_mutex_init(&m->mu, NULL);
@@ -1241,6 +1273,12 @@ int modem_request_reset(struct modem *m)
 int modem_request_balance(struct modem *m)
 {
     return request(m, REQ_BALANCE);
+}
+
+void modem_set_slow_poll(struct modem *m, bool slow)
+{
+    if (m)
+        __atomic_store_n(&m->slow_poll, slow, __ATOMIC_RELEASE);
 }
 
 void modem_get_sample(struct modem *m, struct modem_sample *out)

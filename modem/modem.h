@@ -144,12 +144,24 @@ enum modem_event_kind {
 };
 const char *modem_event_name(enum modem_event_kind k);
 
+/* One AT exchange, for the diagnostics bundle: what was asked and what came back. */
+struct modem_exchange {
+    uint64_t wall_ms;
+    char cmd[48];
+    char result[16]; /* OK, ERROR, +CME ERROR: 10, TIMEOUT, ... */
+    char reply[160]; /* the information lines joined by " | ", cut to fit */
+    uint32_t took_ms;
+};
+
 struct modem_callbacks {
     void *ctx;
     /* Called from the modem's thread after every poll round (about 1 Hz). Must not block. */
     void (*sample)(void *ctx, const struct modem_sample *s);
     /* Called from the modem's thread on every state change worth recording. Must not block. */
     void (*event)(void *ctx, const char *link, enum modem_event_kind kind, const char *text);
+    /* Called from the modem's thread after every AT command (a few per second). Must not
+     * block; NULL = not wanted. */
+    void (*exchange)(void *ctx, const char *link, const struct modem_exchange *x);
     /* Board hook: power-cycle the modem slot of this link. NULL = not available. 0 = done. */
     int (*power_cycle)(void *ctx, const char *link);
 };
@@ -182,6 +194,9 @@ void modem_stop(struct modem *m);
 /* Asynchronous requests to the modem's thread (admin actions); 0 = queued. */
 int modem_request_reset(struct modem *m);
 int modem_request_balance(struct modem *m);
+/* Thermal protection (board/): while on, poll rounds run every 5 signal periods instead of
+ * every one, so the modems and the SoC make less heat. Thread-safe; takes effect next round. */
+void modem_set_slow_poll(struct modem *m, bool slow);
 /* Latest snapshot (thread-safe copy). */
 void modem_get_sample(struct modem *m, struct modem_sample *out);
 

@@ -66,20 +66,12 @@ int modem_probe(const char *port, int baud, const char *balance_code, struct mod
         goto done;
     }
     out->state = MODEM_ST_INIT;
-    step = "identity";
-    if ((rc = drv_identity(d)) != DRV_OK)
-        goto fail;
-    step = "SIM";
-    if ((rc = drv_sim(d)) != DRV_OK)
-        goto fail;
-    step = "registration";
-    if ((rc = drv_poll_reg(d)) != DRV_OK)
-        goto fail;
-    step = "operator";
-    if ((rc = drv_poll_operator(d)) != DRV_OK)
-        goto fail;
-    step = "signal";
-    if ((rc = drv_poll_signal(d)) != DRV_OK)
+    static const struct drv_step probe_steps[] = {
+        {"identity", drv_identity},     {"SIM", drv_sim},
+        {"registration", drv_poll_reg}, {"operator", drv_poll_operator},
+        {"signal", drv_poll_signal},
+    };
+    if ((rc = drv_steps(d, probe_steps, ARRAY_LEN(probe_steps), &step)) != DRV_OK)
         goto fail;
     /* CPSI now told the radio type: merge registration for it. */
     drv_merge_reg(d);

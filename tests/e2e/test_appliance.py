@@ -168,6 +168,21 @@ try:
     check(back is not None, "modem polls again after a garbage burst")
     check(cor.poll() is None, "corridor still running")
 
+    # 4b. the diagnostics bundle carries each modem's last AT commands and answers
+    d = subprocess.run([args.corridor, "diag", "--socket", cfg["control_socket"], "--no-system",
+                        "--out", "-"], capture_output=True, text=True, timeout=30)
+    check(d.returncode == 0, "corridor diag exits 0 (%s)" % d.stderr.strip()[:200])
+    try:
+        bundle = json.loads(d.stdout)
+    except ValueError:
+        bundle = {}
+    mods = {m.get("link"): m for m in bundle.get("modems", [])}
+    x = (mods.get("m01") or {}).get("at_exchanges") or []
+    print("diag: m01 has %d AT exchanges, last %s" % (len(x), x[-1] if x else None))
+    check(len(x) >= 10, "diag bundle has the modem's last AT exchanges")
+    check(any(e.get("cmd") == "AT+CSQ" and e.get("result", "").upper() == "OK" and "+CSQ:" in e.get("reply", "")
+              for e in x), "an AT+CSQ exchange with its +CSQ reply is in the bundle")
+
     # 5. SIGTERM -> exit within 2 s
     t_stop = time.time()
     cor.send_signal(signal.SIGTERM)

@@ -185,7 +185,7 @@ int main(void)
         0);
     CHECK_STR(cfg.board.power, "sim");
     CHECK_STR(cfg.board.sim_control, "/tmp/s.sock");
-    bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"gpio\"}}", "board.power: \"gpio\": must be");
+    bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"gpio9\"}}", "board.power: \"gpio9\": must be");
     bad(MIN_HEAD LINK_OK "],\"board\":{\"power\":\"sim\"}}", "board.sim_control: missing");
 
     /* position and coverage */
