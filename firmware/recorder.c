@@ -1,6 +1,7 @@
 /* recorder: state -> telemetry records -> outbox -> uploader. See recorder.h. */
 #include "firmware/recorder.h"
 #include "telemetry/telemetry.h"
+#include "common/alive.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -11,7 +12,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define HEALTH_PERIOD_MS 10000u
+#define HEALTH_PERIOD_MS  10000u
+#define SIMUSAGE_FLUSH_MS 2000u /* data used per SIM on disk this often (power-cut loss) */
+/* a SIM record with the data used at least this often, and at least once per batch */
+#define SIM_RECORD_PERIOD_MS 300000u
 
 struct recorder_engine {
     const struct config *cfg;
@@ -19,6 +23,9 @@ struct recorder_engine {
     struct recorder *rec;
     struct outbox *ob;
     struct uploader *up;
+    struct simusage *usage;       /* data used per SIM, persisted in the outbox file */
+    struct storage_monitor *disk; /* SSD / eMMC health, its own thread (smartctl is slow) */
+    char boot_id[40];             /* part of an interface counter's identity */
     pthread_t thread;
     bool stop;
     /* thread-owned */
@@ -28,10 +35,13 @@ struct recorder_engine {
     struct simfin fin[CFG_MAX_LINKS];     /* balance history per link's SIM */
     char fin_iccid[CFG_MAX_LINKS][24];    /* the SIM that history belongs to */
     bool alerted[CFG_MAX_LINKS];
-    uint64_t if_bytes_last[CFG_MAX_LINKS]; /* interface rx+tx counter at the last second */
-    uint64_t data_used[CFG_MAX_LINKS];     /* bytes through the link's interface since start */
-    char upload_if[32];                    /* interface the uploader was last told to use */
-    uint64_t tunnel_down_since;            /* mono ms the tunnel stopped being connected, 0 = up */
+    struct state_sim sim[CFG_MAX_LINKS];   /* what the shared state shows per link's SIM */
+    uint64_t sim_record_ms[CFG_MAX_LINKS]; /* mono ms of the last SIM record per link */
+    char sim_iccid[CFG_MAX_LINKS][24];     /* the SIM sim[] describes */
+    uint64_t usage_flush_ms;               /* mono ms of the last simusage_flush */
+    bool usage_warned;
+    char upload_if[32];         /* interface the uploader was last told to use */
+    uint64_t tunnel_down_since; /* mono ms the tunnel stopped being connected, 0 = up */
     struct link_state links[CFG_MAX_LINKS];
 };
 
@@ -82,6 +92,16 @@ static float hottest_zone(void)
 static void record_health(struct recorder_engine *r, int64_t now_ms, unsigned nlinks)
 {
     struct rec_health h = {.t_ms = now_ms, .cpu_temp_c = hottest_zone(), .ssd_health_pct = -1};
+    struct storage_health sh;
+    storage_monitor_get(r->disk, &sh);
+    str_copy(h.storage_dev, sh.dev, sizeof h.storage_dev);
+    h.storage_status = (uint8_t)sh.status;
+    h.storage_smart_passed = (int8_t)sh.smart_passed;
+    h.storage_life_used_pct = (int16_t)(sh.life_used_pct > 255 ? 255 : sh.life_used_pct);
+    h.storage_temp_c = sh.temp_c;
+    h.storage_power_on_hours = sh.power_on_hours;
+    h.storage_media_errors = sh.media_errors;
+    h.ssd_health_pct = (int8_t)storage_life_left_pct(&sh);
     FILE *f = fopen("/proc/loadavg", "r");
     if (f) {
         if (fscanf(f, "%f", &h.load1) != 1)
@@ -130,6 +150,92 @@ static void record_health(struct recorder_engine *r, int64_t now_ms, unsigned nl
     recorder_add_health(r->rec, &h);
 }
 
+/* Every batch carries the SIMs' data used: a record per SIM at least once per batch. */
+static uint64_t sim_record_period(const struct recorder_engine *r)
+{
+    uint64_t batch = (uint64_t)r->cfg->telemetry.batch_seconds * 1000u;
+    return batch && batch < SIM_RECORD_PERIOD_MS ? batch : SIM_RECORD_PERIOD_MS;
+}
+
+/* A SIM record of link i from the cached state (balance, forecast, alert, data used). */
+static void record_sim(struct recorder_engine *r, unsigned i, const struct link_state *l,
+                       int64_t now, uint64_t mono)
+{
+    const struct state_sim *ss = &r->sim[i];
+    struct rec_sim rs = {.t_ms = now,
+                         .balance = ss->valid ? ss->balance : NAN,
+                         .data_used_bytes = ss->data_used_bytes,
+                         .forecast_empty_utc = ss->valid ? ss->forecast_empty_utc : -1,
+                         .alert = ss->alert,
+                         .data_up_bytes = ss->data_up_bytes,
+                         .data_down_bytes = ss->data_down_bytes,
+                         .data_today_bytes = ss->data_today_bytes,
+                         .data_month_bytes = ss->data_month_bytes};
+    str_copy(rs.link, l->name, sizeof rs.link);
+    str_copy(rs.iccid, r->sim_iccid[i][0] ? r->sim_iccid[i] : l->modem.id.iccid, sizeof rs.iccid);
+    recorder_add_sim(r->rec, &rs);
+    r->sim_record_ms[i] = mono;
+}
+
+/* Data used per SIM: the kernel's counters of each modem link's interface go into the
+ * persisted per-ICCID totals (telemetry/simfin.h), flushed every SIMUSAGE_FLUSH_MS; the
+ * totals go into the shared state for the dashboard ("used this month"). */
+static void record_usage(struct recorder_engine *r, unsigned n, int64_t now, uint64_t mono)
+{
+    if (!r->usage)
+        return;
+    char err[256];
+    for (unsigned i = 0; i < n; i++) {
+        const struct link_state *l = &r->links[i];
+        if (!l->has_modem || !l->modem_valid || !l->modem.id.iccid[0])
+            continue;
+        char p[160];
+        snprintf(p, sizeof p, "/sys/class/net/%s/ifindex", l->interface);
+        uint64_t ifindex = read_u64_file(p);
+        if (!ifindex)
+            continue; /* no such interface (modem re-enumerating): nothing to count */
+        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/rx_bytes", l->interface);
+        uint64_t rx = read_u64_file(p);
+        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/tx_bytes", l->interface);
+        uint64_t tx = read_u64_file(p);
+        /* the counter's identity: a reboot or a re-created interface starts a new counter */
+        char ctr[SIMUSAGE_CTR_MAX];
+        snprintf(ctr, sizeof ctr, "%s/%.32s/%llu", r->boot_id, l->interface,
+                 (unsigned long long)ifindex);
+        if (simusage_observe(r->usage, l->modem.id.iccid, ctr, rx, tx, now, err, sizeof err)) {
+            if (!r->usage_warned)
+                LOG_W("telemetry", "%s", err);
+            r->usage_warned = true;
+            continue;
+        }
+        struct simusage_totals t;
+        if (simusage_get(r->usage, l->modem.id.iccid, now, &t, err, sizeof err) == 0) {
+            struct state_sim *ss = &r->sim[i];
+            if (strcmp(r->sim_iccid[i], l->modem.id.iccid) != 0) {
+                /* another SIM in the slot: nothing of the previous one applies */
+                memset(ss, 0, sizeof *ss);
+                str_copy(r->sim_iccid[i], l->modem.id.iccid, sizeof r->sim_iccid[i]);
+            }
+            if (!ss->valid) {
+                ss->balance = ss->rate_per_day = NAN;
+                ss->forecast_empty_utc = -1;
+            }
+            ss->valid = true;
+            ss->data_up_bytes = t.up;
+            ss->data_down_bytes = t.down;
+            ss->data_used_bytes = t.up + t.down;
+            ss->data_today_bytes = t.today_up + t.today_down;
+            ss->data_month_bytes = t.month_up + t.month_down;
+            state_put_link_sim(r->st, i, ss);
+        }
+    }
+    if (mono - r->usage_flush_ms >= SIMUSAGE_FLUSH_MS) {
+        r->usage_flush_ms = mono;
+        if (simusage_flush(r->usage, now, err, sizeof err) != 0)
+            LOG_W("telemetry", "%s", err);
+    }
+}
+
 static void step(struct recorder_engine *r)
 {
     int64_t now = (int64_t)wall_ms();
@@ -150,17 +256,7 @@ static void step(struct recorder_engine *r)
     recorder_add_track(r->rec, &t);
 
     unsigned n = state_get_links(r->st, r->links, CFG_MAX_LINKS);
-    for (unsigned i = 0; i < n; i++) {
-        /* data through the link's interface (the SIM's usage as far as this box sees it) */
-        char p[160];
-        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/rx_bytes", r->links[i].interface);
-        uint64_t b = read_u64_file(p);
-        snprintf(p, sizeof p, "/sys/class/net/%s/statistics/tx_bytes", r->links[i].interface);
-        b += read_u64_file(p);
-        if (r->if_bytes_last[i] && b >= r->if_bytes_last[i])
-            r->data_used[i] += b - r->if_bytes_last[i];
-        r->if_bytes_last[i] = b; /* a counter reset (interface re-created) just restarts */
-    }
+    record_usage(r, n, now, mono);
     for (unsigned i = 0; i < n; i++) {
         const struct link_state *l = &r->links[i];
         struct rec_link rl = {.t_ms = now,
@@ -194,27 +290,27 @@ static void step(struct recorder_engine *r)
                 }
                 double amount = m->balance.amount_valid ? m->balance.amount : NAN;
                 simfin_add(&r->fin[i], now / 1000, amount);
-                struct rec_sim rs = {.t_ms = now,
-                                     .balance = amount,
-                                     .data_used_bytes = r->data_used[i],
-                                     .forecast_empty_utc = simfin_forecast_empty(&r->fin[i])};
+                struct state_sim *ss = &r->sim[i];
+                if (strcmp(r->sim_iccid[i], m->id.iccid) != 0) {
+                    memset(ss, 0, sizeof *ss);
+                    str_copy(r->sim_iccid[i], m->id.iccid, sizeof r->sim_iccid[i]);
+                }
                 double thr = r->cfg->telemetry.balance_alert;
-                rs.alert = thr > 0 && !isnan(amount) && amount < thr;
-                str_copy(rs.link, l->name, sizeof rs.link);
-                str_copy(rs.iccid, m->id.iccid, sizeof rs.iccid);
-                recorder_add_sim(r->rec, &rs);
-                if (rs.alert && !r->alerted[i])
+                ss->valid = true;
+                ss->balance = amount;
+                ss->rate_per_day = simfin_rate_per_day(&r->fin[i]);
+                ss->forecast_empty_utc = simfin_forecast_empty(&r->fin[i]);
+                ss->alert = thr > 0 && !isnan(amount) && amount < thr;
+                record_sim(r, i, l, now, mono);
+                if (ss->alert && !r->alerted[i])
                     state_add_event(r->st, l->name, "balance_low",
                                     "%s: SIM balance %.2f is under the alert threshold %.2f",
                                     l->name, amount, thr);
-                r->alerted[i] = rs.alert;
-                struct state_sim ss = {.valid = true,
-                                       .balance = amount,
-                                       .rate_per_day = simfin_rate_per_day(&r->fin[i]),
-                                       .forecast_empty_utc = rs.forecast_empty_utc,
-                                       .data_used_bytes = r->data_used[i],
-                                       .alert = rs.alert};
-                state_put_link_sim(r->st, i, &ss);
+                r->alerted[i] = ss->alert;
+                state_put_link_sim(r->st, i, ss);
+            } else if (r->sim[i].valid && mono - r->sim_record_ms[i] >= sim_record_period(r)) {
+                /* the data used keeps growing between (4-hourly) balance answers */
+                record_sim(r, i, l, now, mono);
             }
         }
         if (l->tunnel.valid) {
@@ -268,6 +364,8 @@ static void step(struct recorder_engine *r)
         if (strcmp(want, r->upload_if) != 0) {
             str_copy(r->upload_if, want, sizeof r->upload_if);
             uploader_set_interface(r->up, want);
+            LOG_I("telemetry", "uploads now go %s%s",
+                  want[0] ? "directly out of " : "through the tunnel", want);
             state_add_event(r->st, "telemetry", "upload_path", "uploads now go %s%s",
                             want[0] ? "directly out of " : "through the tunnel",
                             want[0] ? want : "");
@@ -290,11 +388,15 @@ static void *recorder_thread(void *arg)
 {
     struct recorder_engine *r = arg;
     pthread_setname_np(pthread_self(), "recorder");
-    while (!sleep_ms_unless(&r->stop, 1000))
+    while (!sleep_ms_unless(&r->stop, 1000)) {
+        alive_beat("recorder", NULL);
         step(r);
+    }
     /* Final flush so a clean stop loses nothing (a power cut loses at most 2 s). */
     char err[256];
     if (recorder_flush(r->rec, r->ob, err, sizeof err) < 0)
+        LOG_W("telemetry", "final flush: %s", err);
+    if (r->usage && simusage_flush(r->usage, (int64_t)wall_ms(), err, sizeof err) != 0)
         LOG_W("telemetry", "final flush: %s", err);
     return NULL;
 }
@@ -322,12 +424,29 @@ int recorder_start(const struct config *cfg, struct state *st, struct recorder_e
         snprintf(err, errlen, "telemetry: outbox %s: %s", path, r->rec ? e2 : "out of memory");
         goto fail;
     }
+    /* Data used per SIM lives in the same file (own tables): losing it is not fatal. */
+    r->usage = simusage_open(path, e2, sizeof e2);
+    if (!r->usage)
+        LOG_W("telemetry", "data used per SIM not persisted: %s", e2);
+    FILE *bf = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!bf || !fgets(r->boot_id, sizeof r->boot_id, bf))
+        str_copy(r->boot_id, "unknown-boot", sizeof r->boot_id);
+    if (bf)
+        fclose(bf);
+    str_trim(r->boot_id);
+    struct storage_monitor_config smc = {.interval_s = cfg->telemetry.storage_interval_s};
+    str_copy(smc.device, cfg->telemetry.storage_device, sizeof smc.device);
+    str_copy(smc.data_path, cfg->data_dir, sizeof smc.data_path);
+    r->disk = storage_monitor_start(&smc, e2, sizeof e2);
+    if (!r->disk)
+        LOG_W("telemetry", "no storage health: %s", e2);
     if (cfg->telemetry.upload_url[0]) {
         struct uploader_config uc = {0};
         str_copy(uc.db_path, path, sizeof uc.db_path);
         uc.outbox = oc;
         str_copy(uc.url, cfg->telemetry.upload_url, sizeof uc.url);
         str_copy(uc.token_file, cfg->telemetry.token_file, sizeof uc.token_file);
+        uc.rate_bytes_per_s = (uint64_t)cfg->telemetry.upload_rate_kbps * 1000u / 8u;
         r->up = uploader_start(&uc, e2, sizeof e2);
         if (!r->up) {
             snprintf(err, errlen, "telemetry: uploader: %s", e2);
@@ -347,6 +466,8 @@ int recorder_start(const struct config *cfg, struct state *st, struct recorder_e
 fail:
     if (r->up)
         uploader_stop(r->up);
+    storage_monitor_stop(r->disk);
+    simusage_close(r->usage);
     if (r->ob)
         outbox_close(r->ob);
     if (r->rec)
@@ -363,7 +484,17 @@ void recorder_stop(struct recorder_engine *r)
     pthread_join(r->thread, NULL);
     if (r->up)
         uploader_stop(r->up);
+    storage_monitor_stop(r->disk);
+    simusage_close(r->usage);
     outbox_close(r->ob);
     recorder_free(r->rec);
     free(r);
+}
+
+int recorder_upload_stats(struct recorder_engine *r, struct uploader_stats *out)
+{
+    if (!r || !r->up)
+        return -1;
+    uploader_get_stats(r->up, out);
+    return 0;
 }

@@ -18,5 +18,9 @@ struct recorder_engine;
 int recorder_start(const struct config *cfg, struct state *st, struct recorder_engine **out,
                    char *err, size_t errlen);
 void recorder_stop(struct recorder_engine *r);
+/* The uploader's counters (for the dashboard's /api/v1/batches). 0, or -1 when telemetry has
+ * no uploader (no upload_url). Thread-safe: a mutex-protected copy. NULL-safe (-1). */
+struct uploader_stats;
+int recorder_upload_stats(struct recorder_engine *r, struct uploader_stats *out);
 
 #endif

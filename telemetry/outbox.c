@@ -271,9 +271,9 @@ int batch_decode(const uint8_t *body, size_t len, size_t max_raw, struct batch_h
         goto out;
     }
     h->schema = (uint16_t)le_get(p + 4, 2);
-    if (h->schema != BATCH_SCHEMA_VERSION) {
-        snprintf(err, errlen, "batch: schema version %u, this build reads %u", h->schema,
-                 BATCH_SCHEMA_VERSION);
+    if (h->schema < BATCH_SCHEMA_MIN || h->schema > BATCH_SCHEMA_VERSION) {
+        snprintf(err, errlen, "batch: schema version %u, this build reads %u..%u", h->schema,
+                 BATCH_SCHEMA_MIN, BATCH_SCHEMA_VERSION);
         goto out;
     }
     size_t vl = p[6];
@@ -1044,4 +1044,90 @@ int outbox_get_stats(struct outbox *ob, struct outbox_stats *s, char *err, size_
     meta_get(ob, "last_cut_ms", -1, &v);
     s->last_cut_ms = v;
     return 0;
+}
+
+/* ---- read-only batch listing (dashboard) --------------------------------------------------- */
+
+const char *outbox_batch_state_name(enum outbox_batch_state s)
+{
+    switch (s) {
+    case OUTBOX_BATCH_PENDING:
+        return "pending";
+    case OUTBOX_BATCH_THINNED:
+        return "thinned";
+    case OUTBOX_BATCH_UPLOADED:
+        return "uploaded";
+    case OUTBOX_BATCH_REJECTED:
+        return "rejected";
+    }
+    return "unknown";
+}
+
+int outbox_list_batches(const char *path, struct outbox_batch_info *out, unsigned max,
+                        unsigned *n_out, struct outbox_stats *st, char *err, size_t errlen)
+{
+    *n_out = 0;
+    memset(st, 0, sizeof *st);
+    if (!path || (max && !out)) {
+        snprintf(err, errlen, "outbox: list: no path or buffer");
+        return -1;
+    }
+    /* A struct outbox around a read-only connection, so outbox_get_stats() serves both. */
+    struct outbox ob;
+    memset(&ob, 0, sizeof ob);
+    str_copy(ob.path, path, sizeof ob.path);
+    int orc = sqlite3_open_v2(path, &ob.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (orc != SQLITE_OK) {
+        /* read-only never creates: a missing file is "no outbox yet", not an error */
+        if (orc != SQLITE_CANTOPEN)
+            db_fail(&ob, "open read-only", err, errlen);
+        sqlite3_close(ob.db);
+        return orc == SQLITE_CANTOPEN ? OUTBOX_NO_FILE : -1;
+    }
+    /* Short: a WAL reader only waits during the writer's recovery; an HTTP thread must not. */
+    sqlite3_busy_timeout(ob.db, 200);
+    int rc = -1;
+    sqlite3_stmt *q = NULL;
+    if (db_exec(&ob, "BEGIN", err, errlen)) /* totals and rows from one snapshot */
+        goto out;
+    if (outbox_get_stats(&ob, st, err, errlen))
+        goto out;
+    if (sqlite3_prepare_v2(ob.db,
+                           "SELECT seq, t_first_ms, t_last_ms, created_ms, delivered_ms, n_records,"
+                           " raw_bytes, COALESCE(length(body),0), thinned, rejected FROM batches"
+                           " ORDER BY seq DESC LIMIT ?",
+                           -1, &q, NULL) != SQLITE_OK) {
+        db_fail(&ob, "prepare list", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(q, 1, max);
+    int sr;
+    while ((sr = sqlite3_step(q)) == SQLITE_ROW && *n_out < max) {
+        struct outbox_batch_info *b = &out[(*n_out)++];
+        memset(b, 0, sizeof *b);
+        b->seq = (uint64_t)sqlite3_column_int64(q, 0);
+        b->t_first_ms = sqlite3_column_int64(q, 1);
+        b->t_last_ms = sqlite3_column_int64(q, 2);
+        b->created_ms = sqlite3_column_int64(q, 3);
+        bool delivered = sqlite3_column_type(q, 4) != SQLITE_NULL;
+        b->delivered_ms = delivered ? sqlite3_column_int64(q, 4) : -1;
+        b->n_records = (uint32_t)sqlite3_column_int64(q, 5);
+        b->raw_bytes = (uint64_t)sqlite3_column_int64(q, 6);
+        b->body_bytes = (uint64_t)sqlite3_column_int64(q, 7);
+        bool thinned = sqlite3_column_int(q, 8) != 0, rejected = sqlite3_column_int(q, 9) != 0;
+        b->state = rejected    ? OUTBOX_BATCH_REJECTED
+                   : delivered ? OUTBOX_BATCH_UPLOADED
+                   : thinned   ? OUTBOX_BATCH_THINNED
+                               : OUTBOX_BATCH_PENDING;
+    }
+    if (sr != SQLITE_ROW && sr != SQLITE_DONE) {
+        db_fail(&ob, "list", err, errlen);
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(q);
+    sqlite3_exec(ob.db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(ob.db);
+    return rc;
 }

@@ -27,7 +27,8 @@
  * raw := "CTB1" u16 schema, u8 vid_len, vid, u64 seq, i64 t_first_ms, i64 t_last_ms,
  *        u32 n_records, then n_records x (u8 kind, u16 len, payload[len]); little endian.
  * body := zstd frame of raw with content size and checksum. */
-#define BATCH_SCHEMA_VERSION  1
+#define BATCH_SCHEMA_VERSION  2 /* written; 2 appended storage health and SIM data used */
+#define BATCH_SCHEMA_MIN      1 /* oldest still read (batches cut before an upgrade) */
 #define BATCH_VEHICLE_MAX     64
 #define BATCH_RAW_MAX_DEFAULT (16u << 20) /* decoder bound: a bigger raw batch is a bomb */
 
@@ -127,5 +128,31 @@ struct outbox_stats {
     int64_t last_cut_ms;       /* -1 if never */
 };
 int outbox_get_stats(struct outbox *ob, struct outbox_stats *st, char *err, size_t errlen);
+
+/* ---- read-only batch listing (dashboard, appended) ------------------------------------------
+ * Opens its OWN read-only connection to the outbox file per call (WAL: never blocks the
+ * recorder or the uploader, never modifies the file). */
+enum outbox_batch_state {
+    OUTBOX_BATCH_PENDING = 0, /* cut, waiting for the collector */
+    OUTBOX_BATCH_THINNED,     /* pending, and thinned by the quota */
+    OUTBOX_BATCH_UPLOADED,    /* acknowledged by the collector (body freed, metadata kept) */
+    OUTBOX_BATCH_REJECTED,    /* refused by the collector again and again, taken out */
+};
+const char *outbox_batch_state_name(enum outbox_batch_state s);
+struct outbox_batch_info {
+    uint64_t seq;
+    int64_t t_first_ms, t_last_ms;
+    int64_t created_ms;
+    int64_t delivered_ms; /* -1 while pending */
+    uint32_t n_records;
+    uint64_t raw_bytes;  /* uncompressed */
+    uint64_t body_bytes; /* compressed body still stored (0 once delivered) */
+    enum outbox_batch_state state;
+};
+#define OUTBOX_NO_FILE 1
+/* Newest first, at most max batches into out (*n_out set), plus the outbox totals into st.
+ * 0 = done, OUTBOX_NO_FILE = no outbox file (yet), -1 = error (err names the file). */
+int outbox_list_batches(const char *path, struct outbox_batch_info *out, unsigned max,
+                        unsigned *n_out, struct outbox_stats *st, char *err, size_t errlen);
 
 #endif

@@ -198,6 +198,14 @@ size_t rec_encode(const struct rec_any *r, uint8_t *buf, size_t cap)
         w_u64(&w, h->rss_kb, 8);
         w_u64(&w, h->threads_alive, 4);
         w_u64(&w, h->threads_total, 4);
+        /* schema 2 appends; a reader of schema 1 payloads stops before this */
+        w_str(&w, h->storage_dev, sizeof h->storage_dev);
+        w_u64(&w, h->storage_status, 1);
+        w_u64(&w, (uint8_t)h->storage_smart_passed, 1);
+        w_u64(&w, (uint16_t)h->storage_life_used_pct, 2);
+        w_f32(&w, h->storage_temp_c);
+        w_u64(&w, (uint64_t)h->storage_power_on_hours, 8);
+        w_u64(&w, (uint64_t)h->storage_media_errors, 8);
         break;
     }
     case REC_SIM: {
@@ -210,6 +218,10 @@ size_t rec_encode(const struct rec_any *r, uint8_t *buf, size_t cap)
         w_u64(&w, s->data_used_bytes, 8);
         w_u64(&w, (uint64_t)s->forecast_empty_utc, 8);
         w_u64(&w, s->alert, 1);
+        w_u64(&w, s->data_up_bytes, 8); /* schema 2 */
+        w_u64(&w, s->data_down_bytes, 8);
+        w_u64(&w, s->data_today_bytes, 8);
+        w_u64(&w, s->data_month_bytes, 8);
         break;
     }
     case REC_EVENT: {
@@ -290,6 +302,20 @@ int rec_decode(unsigned kind, const uint8_t *p, size_t n, struct rec_any *out, c
         h->rss_kb = r_u64(&r, 8, "rss_kb");
         h->threads_alive = (uint32_t)r_u64(&r, 4, "threads_alive");
         h->threads_total = (uint32_t)r_u64(&r, 4, "threads_total");
+        h->storage_smart_passed = -1;
+        h->storage_life_used_pct = -1;
+        h->storage_temp_c = NAN;
+        h->storage_power_on_hours = -1;
+        h->storage_media_errors = -1;
+        if (r.ok && r.off == n)
+            break; /* a schema-1 record ends here: storage health unknown */
+        r_str(&r, h->storage_dev, sizeof h->storage_dev, "storage_dev");
+        h->storage_status = (uint8_t)r_u64(&r, 1, "storage_status");
+        h->storage_smart_passed = (int8_t)(uint8_t)r_u64(&r, 1, "storage_smart_passed");
+        h->storage_life_used_pct = (int16_t)(uint16_t)r_u64(&r, 2, "storage_life_used_pct");
+        h->storage_temp_c = r_f32(&r, "storage_temp_c");
+        h->storage_power_on_hours = (int64_t)r_u64(&r, 8, "storage_power_on_hours");
+        h->storage_media_errors = (int64_t)r_u64(&r, 8, "storage_media_errors");
         break;
     }
     case REC_SIM: {
@@ -302,6 +328,12 @@ int rec_decode(unsigned kind, const uint8_t *p, size_t n, struct rec_any *out, c
         s->data_used_bytes = r_u64(&r, 8, "data_used_bytes");
         s->forecast_empty_utc = (int64_t)r_u64(&r, 8, "forecast_empty_utc");
         s->alert = (uint8_t)r_u64(&r, 1, "alert");
+        if (r.ok && r.off == n)
+            break; /* a schema-1 record ends here: data used split unknown (0) */
+        s->data_up_bytes = r_u64(&r, 8, "data_up_bytes");
+        s->data_down_bytes = r_u64(&r, 8, "data_down_bytes");
+        s->data_today_bytes = r_u64(&r, 8, "data_today_bytes");
+        s->data_month_bytes = r_u64(&r, 8, "data_month_bytes");
         break;
     }
     case REC_EVENT: {
@@ -422,6 +454,13 @@ bool rec_to_json(const struct rec_any *r, char *b, size_t n)
         j_uint(b, n, &o, "rss_kb", h->rss_kb);
         j_uint(b, n, &o, "threads_alive", h->threads_alive);
         j_uint(b, n, &o, "threads_total", h->threads_total);
+        j_str(b, n, &o, "storage_dev", h->storage_dev);
+        j_int(b, n, &o, "storage_status", h->storage_status);
+        j_int(b, n, &o, "storage_smart_passed", h->storage_smart_passed);
+        j_int(b, n, &o, "storage_life_used_pct", h->storage_life_used_pct);
+        j_num(b, n, &o, "storage_temp_c", h->storage_temp_c);
+        j_int(b, n, &o, "storage_power_on_hours", h->storage_power_on_hours);
+        j_int(b, n, &o, "storage_media_errors", h->storage_media_errors);
         break;
     }
     case REC_SIM: {
@@ -433,6 +472,10 @@ bool rec_to_json(const struct rec_any *r, char *b, size_t n)
         j_uint(b, n, &o, "data_used_bytes", s->data_used_bytes);
         j_int(b, n, &o, "forecast_empty_utc", s->forecast_empty_utc);
         j_int(b, n, &o, "alert", s->alert);
+        j_uint(b, n, &o, "data_up_bytes", s->data_up_bytes);
+        j_uint(b, n, &o, "data_down_bytes", s->data_down_bytes);
+        j_uint(b, n, &o, "data_today_bytes", s->data_today_bytes);
+        j_uint(b, n, &o, "data_month_bytes", s->data_month_bytes);
         break;
     }
     case REC_EVENT: {

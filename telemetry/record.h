@@ -63,6 +63,14 @@ struct rec_health {
     uint64_t if_rx_errors, if_tx_errors, if_drops; /* summed over modem interfaces */
     uint64_t rss_kb;                               /* own process */
     uint32_t threads_alive, threads_total;
+    /* storage health (schema 2, telemetry/smart.h; absent in schema-1 records = unknown) */
+    char storage_dev[REC_NAME_MAX]; /* disk the health is about, "" unknown */
+    uint8_t storage_status;         /* 0 unknown, 1 ok, 2 warn, 3 failing */
+    int8_t storage_smart_passed;    /* 1 passed, 0 failed, -1 not reported */
+    int16_t storage_life_used_pct;  /* -1 unknown; NVMe may exceed 100 */
+    float storage_temp_c;           /* NAN unknown */
+    int64_t storage_power_on_hours; /* -1 unknown */
+    int64_t storage_media_errors;   /* -1 unknown */
 };
 
 struct rec_sim {
@@ -71,9 +79,13 @@ struct rec_sim {
     char iccid[REC_NAME_MAX];
     double balance; /* NAN if the last USSD query failed */
     char currency[8];
-    uint64_t data_used_bytes;   /* since the SIM was installed / counter reset */
+    uint64_t data_used_bytes;   /* up + down since this box first saw the SIM (persisted) */
     int64_t forecast_empty_utc; /* unix seconds the balance runs out, -1 unknown */
     uint8_t alert;              /* 1 = balance under the configured threshold */
+    /* data used (schema 2; 0 in schema-1 records) */
+    uint64_t data_up_bytes, data_down_bytes; /* totals, as data_used_bytes */
+    uint64_t data_today_bytes;               /* the UTC day of t_ms, up + down */
+    uint64_t data_month_bytes;               /* the UTC calendar month of t_ms, up + down */
 };
 
 struct rec_event {

@@ -178,5 +178,6 @@ enum position_source position_select(const struct position_inputs *in,
 #include "telemetry/record.h"
 #include "telemetry/simfin.h"
 #include "telemetry/upload.h"
+#include "telemetry/smart.h"
 
 #endif

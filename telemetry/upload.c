@@ -23,6 +23,9 @@ struct uploader {
     bool stop;
     pthread_mutex_t mu; /* guards st and iface */
     char iface[32];
+    unsigned path_gen;    /* bumped (atomic) by uploader_set_interface on a change */
+    unsigned attempt_gen; /* path_gen the running attempt started with (thread-owned) */
+    unsigned conn_gen;    /* path_gen of the connection curl keeps alive (thread-owned) */
     struct uploader_stats st;
     CURL *curl;
     uint32_t rng;
@@ -118,7 +121,25 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *vp)
 static int on_progress(void *vp, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
 {
     struct uploader *u = vp;
-    return __atomic_load_n(&u->stop, __ATOMIC_ACQUIRE) ? 1 : 0;
+    /* stopping, or the path changed under a running attempt (the tunnel died or came back):
+     * an attempt on the old path is most likely hanging in a dead route, so start over */
+    return __atomic_load_n(&u->stop, __ATOMIC_ACQUIRE) ||
+                   __atomic_load_n(&u->path_gen, __ATOMIC_ACQUIRE) != u->attempt_gen
+               ? 1
+               : 0;
+}
+
+/* Sleep ms unless stopping or the path changes. true if the path changed. */
+static bool wait_unless_path_change(struct uploader *u, uint64_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    while (mono_ms() < end) {
+        if (__atomic_load_n(&u->path_gen, __ATOMIC_ACQUIRE) != u->attempt_gen)
+            return true;
+        if (sleep_ms_unless(&u->stop, 50))
+            return false;
+    }
+    return false;
 }
 
 static void set_error(struct uploader *u, long http, const char *msg)
@@ -179,8 +200,13 @@ static int upload_one(struct uploader *u)
     char iface[sizeof u->iface];
     pthread_mutex_lock(&u->mu);
     str_copy(iface, u->iface, sizeof iface);
+    u->attempt_gen = __atomic_load_n(&u->path_gen, __ATOMIC_ACQUIRE);
     pthread_mutex_unlock(&u->mu);
     curl_easy_setopt(c, CURLOPT_INTERFACE, iface[0] ? iface : NULL);
+    /* curl would happily reuse the kept-alive connection of the old path (it does not compare
+     * the interface): after a path change the first request opens a new one */
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, u->conn_gen != u->attempt_gen ? 1L : 0L);
+    u->conn_gen = u->attempt_gen;
     struct resp resp = {.len = 0};
     char cerr[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, u->cfg.url);
@@ -287,7 +313,11 @@ static void *upload_thread(void *arg)
         attempt++;
         uint64_t wait =
             upload_backoff_ms(attempt, u->cfg.backoff_base_ms, u->cfg.backoff_max_ms, xrand(u));
-        sleep_ms_unless(&u->stop, (unsigned)wait);
+        /* a new path is new information: the backoff was about the old one */
+        if (wait_unless_path_change(u, wait)) {
+            LOG_I("upload", "path changed: retrying now");
+            attempt = 0;
+        }
         /* kicks that came during the backoff are satisfied by the next attempt */
         int job;
         while (bq_pop(u->q, &job, 0) > 0)
@@ -384,8 +414,12 @@ void uploader_stop(struct uploader *u)
 
 void uploader_set_interface(struct uploader *u, const char *ifname)
 {
+    const char *want = ifname ? ifname : "";
     pthread_mutex_lock(&u->mu);
-    str_copy(u->iface, ifname ? ifname : "", sizeof u->iface);
+    if (strcmp(u->iface, want) != 0) {
+        str_copy(u->iface, want, sizeof u->iface);
+        __atomic_add_fetch(&u->path_gen, 1, __ATOMIC_RELEASE);
+    }
     pthread_mutex_unlock(&u->mu);
 }
 

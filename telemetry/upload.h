@@ -60,8 +60,9 @@ void uploader_kick(struct uploader *u);
 void uploader_stop(struct uploader *u);
 void uploader_get_stats(struct uploader *u, struct uploader_stats *st);
 /* Send through this interface from the next attempt on ("" = let routing decide). Firmware calls
- * it with the tunnel device when the tunnel comes up and with a working link when it goes down.
- * Thread-safe. */
+ * it with "" while the tunnel is up and with a working link's interface when it is down. A
+ * change aborts an attempt in flight on the old path and cuts a running backoff short: the
+ * next attempt starts at once on the new path. Thread-safe. */
 void uploader_set_interface(struct uploader *u, const char *ifname);
 
 /* Backoff before retry number `attempt` (1 = after the first failure): the exponential step

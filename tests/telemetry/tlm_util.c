@@ -67,6 +67,13 @@ void synth_health(int64_t t_ms, struct rec_health *h)
     h->rss_kb = 30000;
     h->threads_alive = 9;
     h->threads_total = 9;
+    str_copy(h->storage_dev, "mmcblk0", sizeof h->storage_dev);
+    h->storage_status = 1;
+    h->storage_smart_passed = -1;
+    h->storage_life_used_pct = 3;
+    h->storage_temp_c = NAN;
+    h->storage_power_on_hours = -1;
+    h->storage_media_errors = -1;
 }
 
 unsigned synth_second(struct recorder *rec, int64_t t_ms, unsigned nlinks)
