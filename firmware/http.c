@@ -25,7 +25,10 @@
 
 #include "common/common.h"
 #include "firmware/dashboard/assets.h"
+#include "firmware/diag.h"
 #include "firmware/render.h"
+#include "telemetry/coverage.h"
+#include "telemetry/outbox.h"
 
 #define SUBSYS       "http"
 #define BODY_MAX     4096 /* no request of ours needs more: login is the only body */
@@ -41,6 +44,18 @@
 #define EVENTS_MAX   STATE_EVENTS
 #define COOKIE_NAME  "corridor_session"
 #define CSRF_HEADER  "X-CSRF-Token"
+
+#define COVERAGE_LIMIT_DEFAULT 5000
+#define COVERAGE_LIMIT_MAX     10000
+#define BATCHES_LIMIT_DEFAULT  100
+#define BATCHES_LIMIT_MAX      1000
+/* Map and outbox queries read sqlite and build megabytes of JSON: at most this many at once,
+ * so 32 clients cannot multiply that memory (the rest get 503 + Retry-After). */
+#define HEAVY_LIMIT 2
+/* /api/v1/status and the event streams share one rendering for this long: however hard clients
+ * poll, the shared state's mutex is taken for them at most ~10 times a second (the tunnel and
+ * modem threads write through that mutex), and a busy dashboard costs little CPU. */
+#define STATUS_CACHE_MS 100
 
 struct session {
     bool used;
@@ -65,9 +80,14 @@ struct http {
     unsigned port;
     atomic_bool stopping;
     atomic_uint streams;
+    atomic_uint heavy;
     atomic_uint_fast64_t requests;
     pthread_mutex_t lock; /* sessions, rates */
     pthread_mutex_t verify_lock;
+    pthread_mutex_t status_lock; /* status cache below */
+    char *status_json;           /* compact JSON of status_doc(), owned */
+    size_t status_len;
+    uint64_t status_ms; /* mono_ms() when rendered */
     struct session sessions[SESSIONS];
     struct rate rates[RATE_ENTRIES];
 };
@@ -183,6 +203,85 @@ bool http_parse_u64(const char *s, uint64_t *out)
         v = v * 10 + d;
     }
     *out = v;
+    return true;
+}
+
+/* One decimal number of a bbox: digits, sign, point, exponent only (strtod alone would also
+ * take "nan", "inf" and hex floats). */
+static bool bbox_number(const char *s, size_t n, double *out)
+{
+    char buf[40];
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789+-.eE", s[i]))
+            return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (end != buf + n || errno == ERANGE || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool http_parse_bbox(const char *s, double out[4], char *err, size_t errlen)
+{
+    static const char *const names[4] = {"min_lon", "min_lat", "max_lon", "max_lat"};
+    if (!s || !*s) {
+        snprintf(err, errlen, "query \"bbox\": missing (min_lon,min_lat,max_lon,max_lat)");
+        return false;
+    }
+    if (strlen(s) > 160) {
+        snprintf(err, errlen, "query \"bbox\": too long");
+        return false;
+    }
+    const char *p = s;
+    for (int i = 0; i < 4; i++) {
+        const char *e = strchr(p, ',');
+        if (i < 3 && !e) {
+            snprintf(err, errlen,
+                     "query \"bbox\": expected 4 comma-separated numbers "
+                     "min_lon,min_lat,max_lon,max_lat");
+            return false;
+        }
+        if (i == 3) {
+            if (e) {
+                snprintf(err, errlen, "query \"bbox\": more than 4 numbers");
+                return false;
+            }
+            e = p + strlen(p);
+        }
+        if (!bbox_number(p, (size_t)(e - p), &out[i])) {
+            snprintf(err, errlen, "query \"bbox\": %s \"%.*s\" is not a finite decimal number",
+                     names[i], (int)((e - p) > 30 ? 30 : (e - p)), p);
+            return false;
+        }
+        p = e + 1;
+    }
+    for (int i = 0; i < 4; i++) {
+        double lim = i % 2 == 0 ? 180.0 : 90.0;
+        if (out[i] < -lim || out[i] > lim) {
+            snprintf(err, errlen, "query \"bbox\": %s %.6g out of -%.0f..%.0f", names[i], out[i],
+                     lim, lim);
+            return false;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!(out[i] < out[i + 2])) {
+            snprintf(err, errlen, "query \"bbox\": %s must be less than %s (inverted box)",
+                     names[i], names[i + 2]);
+            return false;
+        }
+        if (out[i + 2] - out[i] > HTTP_BBOX_MAX_SPAN_DEG) {
+            snprintf(err, errlen, "query \"bbox\": area too large: %s span %.3g degrees (max %.1f)",
+                     i == 0 ? "longitude" : "latitude", out[i + 2] - out[i],
+                     HTTP_BBOX_MAX_SPAN_DEG);
+            return false;
+        }
+    }
     return true;
 }
 
@@ -307,8 +406,17 @@ static enum MHD_Result send_error_h(struct MHD_Connection *c, unsigned code, con
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    json_t *m = json_string(msg);
+    if (!m) {
+        /* Not UTF-8 (a quoted query value can be any bytes): jansson refuses it, so the
+         * message would vanish. Keep it, with the offending bytes as '?'. */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        m = json_string(msg);
+    }
     json_t *o = json_object();
-    json_object_set_new(o, "error", json_string(msg));
+    json_object_set_new(o, "error", m);
     return send_json_h(c, code, o, hn, hv);
 }
 #define send_error(c, code, ...) send_error_h(c, code, NULL, NULL, __VA_ARGS__)
@@ -381,10 +489,38 @@ static json_t *status_doc(struct http *h)
     return o;
 }
 
+/* A malloc'd copy (caller frees) of the status document as compact JSON, rendered at most every
+ * STATUS_CACHE_MS. One render at a time: concurrent requests wait for it (tens of microseconds)
+ * rather than all rendering at once. NULL when out of memory. */
+static char *status_text(struct http *h, size_t *len)
+{
+    pthread_mutex_lock(&h->status_lock);
+    uint64_t now = mono_ms();
+    if (!h->status_json || now - h->status_ms >= STATUS_CACHE_MS) {
+        json_t *o = status_doc(h);
+        char *js = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        json_decref(o);
+        if (js) {
+            free(h->status_json);
+            h->status_json = js;
+            h->status_len = strlen(js);
+            h->status_ms = now;
+        }
+    }
+    char *copy = h->status_json ? malloc(h->status_len + 1) : NULL;
+    if (copy) {
+        memcpy(copy, h->status_json, h->status_len + 1);
+        *len = h->status_len;
+    }
+    pthread_mutex_unlock(&h->status_lock);
+    return copy;
+}
+
 /* Growing text buffer with a hard cap (metrics). */
 struct sbuf {
     char *p;
     size_t len, cap;
+    size_t max; /* 0 = 4 MiB */
     bool overflow;
 };
 
@@ -410,7 +546,7 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
         size_t ncap = b->cap ? b->cap * 2 : 16384;
         while (ncap < b->len + (size_t)n + 1)
             ncap *= 2;
-        if (ncap > 4u << 20) {
+        if (ncap > (b->max ? b->max : 4u << 20)) {
             b->overflow = true;
             return;
         }
@@ -767,6 +903,263 @@ static enum MHD_Result h_health(struct http *h, struct MHD_Connection *c)
     return send_json(c, 200, o);
 }
 
+/* ---- coverage map and telemetry outbox (sqlite, read-only connections) ---- */
+
+/* A JSON number, or null when unknown. */
+static void sb_num(struct sbuf *b, const char *name, double v, int prec)
+{
+    if (isfinite(v))
+        sb_printf(b, ",\"%s\":%.*f", name, prec, v);
+    else
+        sb_printf(b, ",\"%s\":null", name);
+}
+
+static void sb_range(struct sbuf *b, const char *name, bool known, const double r[2])
+{
+    if (!known) {
+        sb_printf(b, ",\"%s\":null", name);
+        return;
+    }
+    sb_printf(b, ",\"%s\":[", name);
+    for (int i = 0; i < 2; i++) {
+        if (isfinite(r[i]))
+            sb_printf(b, "%s%.0f", i ? "," : "", r[i]);
+        else
+            sb_printf(b, "%snull", i ? "," : "");
+    }
+    sb_printf(b, "]");
+}
+
+/* Limit query parameter: absent = def, else 1..max. */
+static bool limit_param(struct MHD_Connection *c, uint64_t def, uint64_t max, uint64_t *out,
+                        const char **bad)
+{
+    const char *l = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    *out = def;
+    *bad = l;
+    return !l || (http_parse_u64(l, out) && *out >= 1 && *out <= max);
+}
+
+static bool heavy_enter(struct http *h)
+{
+    if (atomic_fetch_add(&h->heavy, 1) >= HEAVY_LIMIT) {
+        atomic_fetch_sub(&h->heavy, 1);
+        return false;
+    }
+    return true;
+}
+
+static void heavy_leave(struct http *h)
+{
+    atomic_fetch_sub(&h->heavy, 1);
+}
+
+/* One GeoJSON Feature per (cell, operator); operator names are [A-Za-z0-9 ._-] (the map
+ * refuses others), so they need no escaping. */
+static int cov_feature(void *ctx, const struct cov_area_cell *ac)
+{
+    struct sbuf *b = ctx;
+    const struct cov_cell *c = &ac->c;
+    sb_printf(b,
+              "%s{\"type\":\"Feature\",\"id\":\"%lld/%s\",\"bbox\":[%.6f,%.6f,%.6f,%.6f],"
+              "\"geometry\":{\"type\":\"Point\",\"coordinates\":[%.6f,%.6f]},"
+              "\"properties\":{\"cell\":%lld,\"operator\":\"%s\",\"samples\":%.2f,\"trips\":%u,"
+              "\"last_seen\":%lld,\"net\":\"%s\"",
+              b->len && b->p[b->len - 1] != '[' ? "," : "", (long long)c->key, c->op, ac->lon_min,
+              ac->lat_min, ac->lon_max, ac->lat_max, c->lon, c->lat, (long long)c->key, c->op, c->n,
+              c->trips, (long long)c->last_seen, cov_net_name(c->net));
+    sb_num(b, "quality", c->quality, 3);
+    sb_printf(b, ",\"dead\":%s", c->dead ? "true" : "false");
+    sb_num(b, "outage", c->outage, 3);
+    sb_num(b, "rsrp_dbm", c->rsrp, 1);
+    sb_range(b, "rsrp_median_dbm", ac->rsrp_med_known, ac->rsrp_med);
+    sb_num(b, "rsrp_bad", c->rsrp_bad, 2);
+    sb_num(b, "sinr_db", c->sinr, 1);
+    sb_range(b, "sinr_median_db", ac->sinr_med_known, ac->sinr_med);
+    sb_num(b, "goodput_kbps", c->goodput_kbps, 0);
+    sb_range(b, "goodput_median_kbps", ac->goodput_med_known, ac->goodput_med);
+    sb_num(b, "goodput_bad", c->goodput_bad, 2);
+    sb_num(b, "rtt_ms", c->rtt_ms, 1);
+    sb_num(b, "loss", c->loss, 4);
+    sb_printf(b, "}}");
+    return b->overflow ? -1 : 0;
+}
+
+/* Why open the map per request instead of asking the steer thread's struct coverage_map: its
+ * mutex is held by coverage_predict() and by every 10 s commit, so a dashboard query through it
+ * would either wait behind the steer thread or (worse) make the steer thread wait behind a
+ * multi-megabyte answer. A separate read-only sqlite connection in WAL mode shares no lock
+ * with it; opening one costs well under a millisecond, and a map that was set aside as corrupt
+ * and recreated is picked up by the next request without any hand-over. */
+static enum MHD_Result h_coverage(struct http *h, struct MHD_Connection *c)
+{
+    double bbox[4];
+    char err[256];
+    const char *bs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "bbox");
+    if (!http_parse_bbox(bs, bbox, err, sizeof err))
+        return send_error(c, 400, "coverage: %s", err);
+    const char *op = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "operator");
+    if (op) {
+        size_t n = strlen(op);
+        bool ok = n > 0 && n < COV_OP_MAX;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (op[i] >= 'a' && op[i] <= 'z') || (op[i] >= 'A' && op[i] <= 'Z') ||
+                 (op[i] >= '0' && op[i] <= '9') || strchr(" ._-", op[i]) != NULL;
+        if (!ok)
+            return send_error(c, 400,
+                              "coverage: query \"operator\": expected 1..%d of [A-Za-z0-9 ._-]",
+                              COV_OP_MAX - 1);
+    }
+    uint64_t limit;
+    const char *bad;
+    if (!limit_param(c, COVERAGE_LIMIT_DEFAULT, COVERAGE_LIMIT_MAX, &limit, &bad))
+        return send_error(c, 400, "coverage: query \"limit\": expected 1..%d, got \"%.40s\"",
+                          COVERAGE_LIMIT_MAX, bad);
+    if (!h->cfg.coverage.enabled)
+        return send_error(c, 404, "coverage: the coverage map is off (coverage.enabled=false)");
+    if (!heavy_enter(h))
+        return send_error_h(c, 503, "Retry-After", "1", "coverage: %d map queries running already",
+                            HEAVY_LIMIT);
+    char path[CFG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/coverage.db", h->cfg.data_dir);
+    struct cov_area_query q = {
+        .bbox = {bbox[0], bbox[1], bbox[2], bbox[3]}, .op = op, .limit = (unsigned)limit};
+    struct cov_area_result res;
+    /* ~450 bytes per feature: 10000 features stay under the 8 MiB cap */
+    struct sbuf f = {.max = 8u << 20};
+    sb_printf(&f, "[");
+    int rc = coverage_query_area(path, &q, cov_feature, &f, &res, err, sizeof err);
+    heavy_leave(h);
+    if (rc < 0 || f.overflow) {
+        free(f.p);
+        if (f.overflow)
+            return send_error(c, 503, "coverage: answer too large (out of memory)");
+        return send_error(c, 500, "coverage: %s", err);
+    }
+    struct sbuf b = {.max = 9u << 20};
+    sb_printf(&b, "{\"type\":\"FeatureCollection\",\"bbox\":[%.6f,%.6f,%.6f,%.6f]", bbox[0],
+              bbox[1], bbox[2], bbox[3]);
+    sb_printf(&b, ",\"available\":%s", rc == COV_QUERY_NO_MAP ? "false" : "true");
+    sb_num(&b, "cell_m", rc == COV_QUERY_NO_MAP ? NAN : res.cell_m, 3);
+    sb_printf(&b, ",\"operators\":[");
+    for (unsigned i = 0; i < res.n_ops; i++)
+        sb_printf(&b, "%s\"%s\"", i ? "," : "", res.ops[i]);
+    sb_printf(&b, "],\"count\":%u,\"limit\":%" PRIu64 ",\"truncated\":%s,\"features\":%s]}",
+              res.cells, limit, res.truncated ? "true" : "false", f.p ? f.p : "[");
+    free(f.p);
+    if (b.overflow || !b.p) {
+        free(b.p);
+        return send_error(c, 503, "coverage: answer too large (out of memory)");
+    }
+    return send_buf(c, 200, "application/geo+json", b.p, b.len, MHD_RESPMEM_MUST_FREE, NULL, NULL);
+}
+
+static json_t *ms_or_null(int64_t ms)
+{
+    return ms >= 0 ? json_integer((json_int_t)ms) : json_null();
+}
+
+static enum MHD_Result h_batches(struct http *h, struct MHD_Connection *c)
+{
+    uint64_t limit;
+    const char *bad;
+    if (!limit_param(c, BATCHES_LIMIT_DEFAULT, BATCHES_LIMIT_MAX, &limit, &bad))
+        return send_error(c, 400, "batches: query \"limit\": expected 1..%d, got \"%.40s\"",
+                          BATCHES_LIMIT_MAX, bad);
+    if (!h->cfg.telemetry.enabled)
+        return send_error(c, 404, "batches: telemetry is off (telemetry.enabled=false)");
+    if (!heavy_enter(h))
+        return send_error_h(c, 503, "Retry-After", "1",
+                            "batches: %d outbox queries running already", HEAVY_LIMIT);
+    struct outbox_batch_info *bi = calloc((size_t)limit, sizeof *bi);
+    if (!bi) {
+        heavy_leave(h);
+        return send_error(c, 503, "batches: out of memory");
+    }
+    char path[CFG_PATH_MAX + 32], err[300];
+    snprintf(path, sizeof path, "%s/outbox.db", h->cfg.data_dir);
+    unsigned n = 0;
+    struct outbox_stats os;
+    int rc = outbox_list_batches(path, bi, (unsigned)limit, &n, &os, err, sizeof err);
+    heavy_leave(h);
+    if (rc < 0) {
+        free(bi);
+        return send_error(c, 500, "batches: %s", err);
+    }
+    struct http_upload_status up;
+    memset(&up, 0, sizeof up);
+    bool have_up = h->act.upload_status && h->act.upload_status(h->act.ctx, &up) == 0;
+    up.last_error[sizeof up.last_error - 1] = '\0';
+    /* The uploader works head-of-line: its failures belong to the oldest pending batch. */
+    uint64_t oldest_pending = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (bi[i].state == OUTBOX_BATCH_PENDING || bi[i].state == OUTBOX_BATCH_THINNED)
+            oldest_pending = bi[i].seq; /* newest first: the last one seen is the oldest */
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < n; i++) {
+        const struct outbox_batch_info *b = &bi[i];
+        bool pending = b->state == OUTBOX_BATCH_PENDING || b->state == OUTBOX_BATCH_THINNED;
+        json_t *o = json_object();
+        json_object_set_new(o, "seq", json_integer((json_int_t)b->seq));
+        json_object_set_new(o, "state", json_string(outbox_batch_state_name(b->state)));
+        json_object_set_new(o, "t_first_ms", json_integer(b->t_first_ms));
+        json_object_set_new(o, "t_last_ms", json_integer(b->t_last_ms));
+        json_object_set_new(o, "created_ms", json_integer(b->created_ms));
+        json_object_set_new(o, "delivered_ms", ms_or_null(b->delivered_ms));
+        json_object_set_new(o, "records", json_integer(b->n_records));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)b->body_bytes));
+        json_object_set_new(o, "raw_bytes", json_integer((json_int_t)b->raw_bytes));
+        bool head = have_up && pending && b->seq == oldest_pending;
+        json_object_set_new(o, "attempts",
+                            !have_up  ? json_null()
+                            : head    ? json_integer(up.consecutive_failures)
+                            : pending ? json_integer(0)
+                                      : json_null());
+        json_object_set_new(o, "last_error",
+                            head && up.consecutive_failures && up.last_error[0]
+                                ? json_string(up.last_error)
+                                : json_null());
+        json_array_append_new(arr, o);
+    }
+    free(bi);
+    json_t *o = json_object();
+    json_object_set_new(o, "available", json_boolean(rc == 0));
+    uint64_t quota = (uint64_t)h->cfg.telemetry.quota_mb << 20;
+    if (!quota)
+        quota = 512ull << 20; /* the outbox's own default */
+    json_object_set_new(o, "quota_bytes", json_integer((json_int_t)quota));
+    uint64_t used = os.pending_bytes + os.undelivered_bytes;
+    json_object_set_new(o, "used_bytes", json_integer((json_int_t)used));
+    json_object_set_new(o, "quota_used", json_real((double)used / (double)quota));
+    json_object_set_new(o, "pending_records", json_integer((json_int_t)os.pending_records));
+    json_object_set_new(o, "pending_bytes", json_integer((json_int_t)os.pending_bytes));
+    json_object_set_new(o, "pending_batches", json_integer((json_int_t)os.undelivered));
+    json_object_set_new(o, "pending_batch_bytes", json_integer((json_int_t)os.undelivered_bytes));
+    json_object_set_new(o, "uploaded_kept", json_integer((json_int_t)os.delivered));
+    json_object_set_new(o, "thinned_total", json_integer((json_int_t)os.thinned));
+    json_object_set_new(o, "dropped_total", json_integer((json_int_t)os.dropped));
+    json_object_set_new(o, "rejected_total", json_integer((json_int_t)os.rejected));
+    json_object_set_new(o, "next_seq", json_integer((json_int_t)os.next_seq));
+    json_object_set_new(o, "last_cut_ms", ms_or_null(rc == 0 ? os.last_cut_ms : -1));
+    if (have_up) {
+        json_t *u = json_object();
+        json_object_set_new(u, "attempts", json_integer((json_int_t)up.attempts));
+        json_object_set_new(u, "failures", json_integer((json_int_t)up.failures));
+        json_object_set_new(u, "delivered", json_integer((json_int_t)up.delivered));
+        json_object_set_new(u, "consecutive_failures", json_integer(up.consecutive_failures));
+        json_object_set_new(u, "last_http",
+                            up.last_http ? json_integer(up.last_http) : json_null());
+        json_object_set_new(u, "last_error",
+                            up.last_error[0] ? json_string(up.last_error) : json_null());
+        json_object_set_new(o, "upload", u);
+    } else {
+        json_object_set_new(o, "upload", json_null());
+    }
+    json_object_set_new(o, "limit", json_integer((json_int_t)limit));
+    json_object_set_new(o, "batches", arr);
+    return send_json(c, 200, o);
+}
+
 /* ---- Server-Sent Events ---- */
 
 struct stream {
@@ -798,12 +1191,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         }
         uint64_t now = mono_ms();
         s->next_ms = s->next_ms + 1000 > now ? s->next_ms + 1000 : now + 1000;
-        json_t *o = status_doc(h);
-        char *js = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        json_decref(o);
+        size_t jl = 0;
+        char *js = status_text(h, &jl);
         if (!js)
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        size_t jl = strlen(js);
         s->buf = malloc(jl + 64);
         if (!s->buf) {
             free(js);
@@ -1068,24 +1459,10 @@ static enum MHD_Result h_action(struct http *h, struct MHD_Connection *c,
 
 static enum MHD_Result h_diagnostics(struct http *h, struct MHD_Connection *c)
 {
-    size_t cap = 256 * 300;
-    char *log = malloc(cap);
-    if (!log)
+    json_t *o = diag_runtime_doc(status_doc(h)); /* shared with `corridor diag` */
+    if (!o)
         return send_error(c, 503, "diagnostics: out of memory");
-    log_recent(log, cap, 256);
-    json_t *lines = json_array();
-    for (char *save = NULL, *ln = strtok_r(log, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save))
-        json_array_append_new(lines, json_string(ln));
-    free(log);
-    json_t *v = json_object();
-    json_object_set_new(v, "corridor", json_string(CORRIDOR_VERSION));
-    json_object_set_new(v, "libmicrohttpd", json_string(MHD_get_version()));
-    json_object_set_new(v, "libsodium", json_string(sodium_version_string()));
-    json_object_set_new(v, "jansson", json_string(JANSSON_VERSION));
-    json_t *o = json_object();
-    json_object_set_new(o, "versions", v);
-    json_object_set_new(o, "status", status_doc(h));
-    json_object_set_new(o, "log", lines);
+    json_object_set_new(o, "modem_replies", render_exchanges(h->st));
     return send_json_h(c, 200, o, "Content-Disposition",
                        "attachment; filename=\"corridor-diagnostics.json\"");
 }
@@ -1146,8 +1523,13 @@ static enum MHD_Result dispatch(struct http *h, struct MHD_Connection *c, const 
     switch (rt.kind) {
     case HTTP_R_ASSET:
         return h_asset(c, rt.arg);
-    case HTTP_R_STATUS:
-        return send_json(c, 200, status_doc(h));
+    case HTTP_R_STATUS: {
+        size_t n = 0;
+        char *js = status_text(h, &n);
+        if (!js)
+            return send_error(c, 503, "status: out of memory");
+        return send_buf(c, 200, "application/json", js, n, MHD_RESPMEM_MUST_FREE, NULL, NULL);
+    }
     case HTTP_R_LINKS:
     case HTTP_R_POSITION: {
         json_t *o = status_doc(h);
@@ -1163,13 +1545,9 @@ static enum MHD_Result dispatch(struct http *h, struct MHD_Connection *c, const 
     case HTTP_R_HEALTH:
         return h_health(h, c);
     case HTTP_R_COVERAGE:
-        return send_error(c, 501,
-                          "coverage: the coverage map is not exposed through the shared state "
-                          "in this build");
+        return h_coverage(h, c);
     case HTTP_R_BATCHES:
-        return send_error(c, 501,
-                          "batches: the telemetry outbox is not exposed through the shared "
-                          "state in this build");
+        return h_batches(h, c);
     case HTTP_R_STREAM:
         return h_stream(h, c);
     case HTTP_R_METRICS:
@@ -1380,6 +1758,7 @@ int http_start(const struct config *cfg, struct state *st, const struct http_act
     h->session_s = actions && actions->session_s ? actions->session_s : 3600;
     pthread_mutex_init(&h->lock, NULL);
     pthread_mutex_init(&h->verify_lock, NULL);
+    pthread_mutex_init(&h->status_lock, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_ERROR_LOG | MHD_USE_POLL;
     if (ss.ss_family == AF_INET6)
@@ -1396,6 +1775,7 @@ int http_start(const struct config *cfg, struct state *st, const struct http_act
                  errno ? strerror(errno) : "microhttpd refused the options");
         pthread_mutex_destroy(&h->lock);
         pthread_mutex_destroy(&h->verify_lock);
+        pthread_mutex_destroy(&h->status_lock);
         free(h);
         return -1;
     }
@@ -1420,6 +1800,8 @@ void http_stop(struct http *h)
     MHD_stop_daemon(h->d);
     pthread_mutex_destroy(&h->lock);
     pthread_mutex_destroy(&h->verify_lock);
+    pthread_mutex_destroy(&h->status_lock);
+    free(h->status_json);
     sodium_memzero(h->sessions, sizeof h->sessions);
     free(h);
 }

@@ -17,6 +17,15 @@
 #include "firmware/config.h"
 #include "firmware/state.h"
 
+/* What the telemetry uploader reports (the composition root copies uploader_get_stats). The
+ * uploader always retries the OLDEST pending batch, so attempts/last_error belong to it. */
+struct http_upload_status {
+    uint64_t attempts, failures, delivered; /* since start */
+    unsigned consecutive_failures;          /* failed tries of the current (oldest) batch */
+    long last_http;                         /* 0 = no response */
+    char last_error[200];
+};
+
 /* Admin callbacks. Each returns 0 when the action was accepted, or -1 with a message in err
  * (shown to the operator as {"error": ...}). A NULL callback makes its endpoint answer 501.
  * Called from an HTTP thread: must not block longer than a mutex-protected copy. */
@@ -33,6 +42,9 @@ struct http_actions {
     bool read_only_require_login;
     /* Session lifetime in seconds, 0 = 3600. */
     unsigned session_s;
+    /* The uploader's view for /api/v1/batches (attempts and last error of the batch being
+     * retried). NULL, or returning -1: those fields are null. Must only copy (mutex). */
+    int (*upload_status)(void *ctx, struct http_upload_status *out);
 };
 
 struct http;
@@ -80,6 +92,11 @@ struct http_route {
 };
 /* Map method + (already percent-decoded) path to a route. Never fails: unknown = NOT_FOUND. */
 void http_route_parse(const char *method, const char *path, struct http_route *out);
+/* Parse a coverage bbox "min_lon,min_lat,max_lon,max_lat": four finite decimal numbers,
+ * longitudes in -180..180, latitudes in -90..90, min < max, each span at most
+ * HTTP_BBOX_MAX_SPAN_DEG. Returns true, or false with err saying what is wrong. */
+#define HTTP_BBOX_MAX_SPAN_DEG 2.0
+bool http_parse_bbox(const char *s, double out[4], char *err, size_t errlen);
 /* Parse an events "since" value: decimal, no sign, fits uint64. */
 bool http_parse_u64(const char *s, uint64_t *out);
 /* Login body {"password": "..."} (max 256 bytes of password). Returns 0 or -1 with err. */

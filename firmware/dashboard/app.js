@@ -144,6 +144,64 @@
     for (var k in attrs) e.setAttribute(k, attrs[k]);
     return e;
   }
+  // ---- coverage map: cells of /api/v1/coverage around the vehicle, coloured per operator ----
+  var VIEW_M = 2000, COV_REFRESH_MS = 60000;
+  var cov = null, covBox = null, covAt = 0, covBusy = false, covOff = false, opLink = {}, opColor = {};
+  function opName(op) { var l = opLink[op]; return l ? l.label + ' (' + op + ')' : op; }
+  function opCol(op) {
+    if (!opColor[op]) {
+      // An operator a link is on wears that link's colour, so table, chart and map agree.
+      var l = opLink[op];
+      opColor[op] = l ? color(l.name) : COLORS[(Object.keys(opColor).length + 4) % COLORS.length];
+    }
+    return opColor[op];
+  }
+  function learnOps(doc) {
+    doc.links.forEach(function (l) {
+      var o = l.modem && l.modem.operator;
+      if (o && o.mcc && o.mnc) opLink[o.mcc + '-' + o.mnc] = { name: l.name, label: o.name || l.name };
+    });
+  }
+  function fillSelect(ops) {
+    var sel = $('cov-op');
+    if (sel.options.length === ops.length + 1) return;
+    var keep = sel.value;
+    while (sel.options.length > 1) sel.remove(1);
+    ops.forEach(function (op) { var o = el('option', null, opName(op)); o.value = op; sel.appendChild(o); });
+    sel.value = keep;
+  }
+  function fetchCoverage(v) {
+    if (covOff || covBusy) return;
+    var inside = covBox && v[0] >= covBox[0] && v[1] >= covBox[1] && v[2] <= covBox[2] && v[3] <= covBox[3];
+    if (inside && Date.now() - covAt < COV_REFRESH_MS) return;
+    // Fetch half a view more on every side (fewer refetches while driving); the API takes <= 2 degrees.
+    var cx = (v[0] + v[2]) / 2, cy = (v[1] + v[3]) / 2;
+    var hx = Math.min((v[2] - v[0]), 0.95), hy = Math.min((v[3] - v[1]), 0.95);
+    var b = [Math.max(cx - hx, -180), Math.max(cy - hy, -90), Math.min(cx + hx, 180), Math.min(cy + hy, 90)];
+    covBusy = true;
+    fetch('/api/v1/coverage?bbox=' + b.map(function (x) { return x.toFixed(5); }).join(','), { credentials: 'same-origin' })
+      .then(function (r) { if (r.status === 404) covOff = true; if (!r.ok) throw r.status; return r.json(); })
+      .then(function (j) {
+        cov = j; covBox = b; covAt = Date.now();
+        fillSelect(j.operators || []);
+        if (lastDoc) renderPosition(lastDoc.position);
+      })
+      .catch(function () { covAt = Date.now(); covBox = b; })
+      .then(function () { covBusy = false; });
+  }
+  // Per cell: the best operator (highest quality), or only the chosen one.
+  function cellLayers(only) {
+    var cells = {}, order = [];
+    (cov && cov.features || []).forEach(function (f) {
+      var pr = f.properties;
+      if (only && pr.operator !== only) return;
+      var c = cells[pr.cell];
+      var q = pr.quality === null ? -1 : pr.quality;
+      if (!c) { order.push(pr.cell); cells[pr.cell] = { f: f, q: q }; } else if (q > c.q) { c.f = f; c.q = q; }
+    });
+    return order.map(function (k) { return cells[k].f; });
+  }
+
   function renderPosition(p) {
     var txt = $('pos');
     if (!p || !p.fix) { txt.textContent = 'No position fix (' + (p ? p.source : 'none') + ')'; txt.className = 'warn'; }
@@ -157,24 +215,70 @@
     }
     var svg = $('route');
     svg.textContent = '';
-    var pts = route.slice();
-    (p && p.ahead || []).forEach(function (a) { if (a.dead_zone_lat !== null) pts.push([a.dead_zone_lat, a.dead_zone_lon]); });
-    if (!pts.length) return;
-    var la0 = Infinity, la1 = -Infinity, lo0 = Infinity, lo1 = -Infinity;
-    pts.forEach(function (q) { la0 = Math.min(la0, q[0]); la1 = Math.max(la1, q[0]); lo0 = Math.min(lo0, q[1]); lo1 = Math.max(lo1, q[1]); });
+    var here = p && p.fix ? [p.lat, p.lon] : route[route.length - 1];
+    if (!here) return;
+    // The view: VIEW_M around the vehicle, widened to show the dead zones ahead.
+    var dLa = VIEW_M / 111320, dLo = dLa / Math.max(Math.cos(here[0] * Math.PI / 180), 0.01);
+    var la0 = here[0] - dLa, la1 = here[0] + dLa, lo0 = here[1] - dLo, lo1 = here[1] + dLo;
+    var ahead = (p && p.ahead || []).filter(function (a) { return a.dead_zone_lat !== null && a.dead_zone_lon !== null; });
+    ahead.forEach(function (a) {
+      la0 = Math.min(la0, a.dead_zone_lat - dLa / 4); la1 = Math.max(la1, a.dead_zone_lat + dLa / 4);
+      lo0 = Math.min(lo0, a.dead_zone_lon - dLo / 4); lo1 = Math.max(lo1, a.dead_zone_lon + dLo / 4);
+    });
+    fetchCoverage([lo0, la0, lo1, la1]);
     var k = Math.cos((la0 + la1) / 2 * Math.PI / 180);
-    var sx = (lo1 - lo0) * k || 1e-3, sy = (la1 - la0) || 1e-3, sc = Math.min(380 / sx, 240 / sy);
+    var sc = Math.min(380 / ((lo1 - lo0) * k), 240 / (la1 - la0));
     var X = function (lon) { return 10 + (lon - lo0) * k * sc; }, Y = function (lat) { return 250 - (lat - la0) * sc; };
+    var only = $('cov-op').value, counts = {}, dead = 0, groups = {};
+    cellLayers(only).forEach(function (f) {
+      var pr = f.properties, b = f.bbox, op = pr.operator;
+      if (b[2] < lo0 || b[0] > lo1 || b[3] < la0 || b[1] > la1) return;
+      if (!groups[op]) {
+        // One layer per operator: the element a test or a reader can find by data-op.
+        groups[op] = svgEl('g', { 'class': 'cov-op', 'data-op': op, fill: opCol(op) });
+        svg.appendChild(groups[op]);
+        counts[op] = 0;
+      }
+      // At least 6 px so a 50 m cell stays visible (and tappable) in a 5 km view.
+      var w = Math.max(X(b[2]) - X(b[0]), 6), hgt = Math.max(Y(b[1]) - Y(b[3]), 6);
+      var cx = (X(b[0]) + X(b[2])) / 2, cy = (Y(b[1]) + Y(b[3])) / 2;
+      var r = svgEl('rect', { x: (cx - w / 2).toFixed(1), y: (cy - hgt / 2).toFixed(1), width: w.toFixed(1),
+        height: hgt.toFixed(1), 'data-q': pr.quality === null ? '' : pr.quality });
+      if (pr.dead) { r.setAttribute('fill', '#000'); r.setAttribute('class', 'cov-dead'); dead++; }
+      else r.setAttribute('fill-opacity', (0.35 + 0.65 * (pr.quality || 0)).toFixed(2));
+      var t = svgEl('title', {});
+      t.textContent = opName(op) + (pr.dead ? ': DEAD ZONE' : ': quality ' + Math.round((pr.quality || 0) * 100) + ' %') +
+        (pr.rsrp_dbm !== null ? ', RSRP ' + pr.rsrp_dbm + ' dBm' : '') +
+        (pr.goodput_kbps !== null ? ', ' + rate(pr.goodput_kbps * 1000) : '') + ', ' + pr.trips + ' trips';
+      r.appendChild(t);
+      groups[op].appendChild(r);
+      counts[op]++;
+    });
     if (route.length > 1)
       svg.appendChild(svgEl('polyline', { points: route.map(function (q) { return X(q[1]).toFixed(1) + ',' + Y(q[0]).toFixed(1); }).join(' '),
-        fill: 'none', stroke: '#000', 'stroke-width': 3 }));
-    (p && p.ahead || []).forEach(function (a, i) {
-      if (a.dead_zone_lat === null) return;
-      var c = svgEl('circle', { cx: X(a.dead_zone_lon), cy: Y(a.dead_zone_lat), r: 7 + i, fill: 'none', stroke: COLORS[i % COLORS.length], 'stroke-width': 3 });
-      var t = svgEl('title', {}); t.textContent = a.operator + ' dead zone'; c.appendChild(t);
+        fill: 'none', stroke: '#000', 'stroke-width': 3, 'stroke-linejoin': 'round' }));
+    ahead.forEach(function (a, i) {
+      var c = svgEl('circle', { cx: X(a.dead_zone_lon), cy: Y(a.dead_zone_lat), r: 8 + 2 * i, fill: 'none',
+        stroke: opCol(a.operator), 'stroke-width': 4, 'class': 'ahead', 'data-op': a.operator });
+      var t = svgEl('title', {}); t.textContent = opName(a.operator) + ' dead zone in ' + dist(a.dead_zone_in_m); c.appendChild(t);
       svg.appendChild(c);
     });
-    if (p && p.fix) svg.appendChild(svgEl('circle', { cx: X(p.lon), cy: Y(p.lat), r: 8, fill: '#d40000', stroke: '#000', 'stroke-width': 2 }));
+    if (p && p.fix) svg.appendChild(svgEl('circle', { cx: X(p.lon), cy: Y(p.lat), r: 8, fill: '#fff', stroke: '#000', 'stroke-width': 4, 'class': 'vehicle' }));
+    var leg = $('cov-legend'), parts = [];
+    leg.textContent = '';
+    Object.keys(counts).forEach(function (op) {
+      var s = el('span'), b = el('b');
+      b.style.background = opCol(op);
+      s.appendChild(b);
+      s.appendChild(document.createTextNode(opName(op) + ' ' + counts[op]));
+      leg.appendChild(s);
+      parts.push(opName(op) + ' ' + counts[op]);
+    });
+    svg.setAttribute('aria-label', 'Coverage map around the vehicle: ' +
+      (covOff ? 'map off' : (only ? opName(only) + ' cells: ' : 'best operator per cell: ') + (parts.join(', ') || 'no data')) +
+      (dead ? '; ' + dead + ' dead cells' : '') + (ahead.length ? '; ' + ahead.length + ' dead zones ahead' : ''));
+    if (covOff) leg.textContent = 'coverage map off';
+    else if (cov && cov.truncated) leg.appendChild(el('span', 'small', '(more cells than shown)'));
   }
 
   function renderAhead(p) {
@@ -253,6 +357,7 @@
     // Rates from the server's clock: exact spacing, and immune to a frozen/virtual page clock.
     throughput(doc, doc.wall_ms || Date.now());
     renderLinks(doc);
+    learnOps(doc);
     renderChart();
     renderPosition(doc.position);
     renderAhead(doc.position);
@@ -303,6 +408,7 @@
         });
       });
   }
+  $('cov-op').addEventListener('change', function () { if (lastDoc) renderPosition(lastDoc.position); });
   $('login').addEventListener('submit', function (ev) {
     ev.preventDefault();
     post('/api/v1/login', { password: $('pw').value }).then(function (j) {

@@ -10,6 +10,8 @@
 #include "firmware/config.h"
 #include "firmware/state.h"
 #include "modem/modem.h"
+#include "telemetry/coverage.h"
+#include "telemetry/outbox.h"
 
 static void make_config(struct config *cfg, const char *listen)
 {
@@ -49,6 +51,7 @@ static void fill_state(struct state *st)
     state_put_modem(st, &s);
     str_copy(s.link, "beeline", sizeof s.link);
     str_copy(s.oper_name, "Bee\"line", sizeof s.oper_name); /* label escaping */
+    str_copy(s.mnc, "02", sizeof s.mnc);
     s.state = MODEM_ST_RECOVER;
     state_put_modem(st, &s);
 
@@ -91,6 +94,101 @@ static void fill_state(struct state *st)
     str_copy(tun.hub_state, "connected", sizeof tun.hub_state);
     state_put_tunnel(st, &tun);
     state_add_event(st, "mts", "registered", "registered on MTS");
+}
+
+/* The seeded coverage map: a straight route east along latitude ROUTE_LAT from ROUTE_LON0,
+ * ROUTE_N fixes ROUTE_STEP degrees (~63 m, one fix per 50 m cell) apart, one per second, trip 7.
+ * Operator "250-01" is good everywhere (RSRP -100, SINR 10, 5000 kbit/s, RTT 50 ms);
+ * "250-02" is better on the first half (RSRP -88, SINR 15, 20000 kbit/s, RTT 40 ms) and in
+ * outage (RSRP -118, SINR -5, no tunnel) on the second. */
+#define ROUTE_LAT  55.75
+#define ROUTE_LON0 37.60
+#define ROUTE_STEP 0.001
+#define ROUTE_N    40
+#define ROUTE_UTC0 1700000000
+
+static inline int seed_coverage(const char *path, char *err, size_t errlen)
+{
+    struct coverage_map *m = NULL;
+    if (coverage_open(path, NULL, &m, err, errlen) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < ROUTE_N && rc == 0; i++) {
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            bool out = k == 1 && i >= ROUTE_N / 2;
+            bool better = k == 1 && !out; /* 250-02 is the best operator on the first half */
+            struct cov_sample s = {.utc = ROUTE_UTC0 + i,
+                                   .trip = 7,
+                                   .lat = ROUTE_LAT,
+                                   .lon = ROUTE_LON0 + i * ROUTE_STEP,
+                                   .speed_mps = 63,
+                                   .track_deg = 90,
+                                   .fix = COV_FIX_GPSD,
+                                   .net = COV_NET_LTE,
+                                   .rsrp_dbm = out      ? -118
+                                               : better ? -88
+                                                        : -100,
+                                   .rsrq_db = NAN,
+                                   .sinr_db = out      ? -5
+                                              : better ? 15
+                                                       : 10,
+                                   .rssi_dbm = NAN,
+                                   .goodput_kbps = out      ? NAN
+                                                   : better ? 20000
+                                                            : 5000,
+                                   .rtt_ms = out      ? NAN
+                                             : better ? 40
+                                                      : 50,
+                                   .loss = out ? NAN : 0,
+                                   .outage = out};
+            str_copy(s.op, k == 0 ? "250-01" : "250-02", sizeof s.op);
+            if (coverage_add_sample(m, &s, err, errlen) != 0)
+                rc = -1;
+        }
+    }
+    if (rc == 0 && coverage_flush(m, err, errlen) != 0)
+        rc = -1;
+    coverage_close(m);
+    return rc;
+}
+
+/* The seeded outbox: batch 1 uploaded, batch 2 pending (3 records), batch 3 pending (2), and
+ * 4 records not cut yet. */
+static inline int seed_outbox(const char *path, char *err, size_t errlen)
+{
+    struct outbox_config oc = {.quota_bytes = 1u << 20};
+    str_copy(oc.vehicle_id, "train-042", sizeof oc.vehicle_id);
+    struct outbox *ob = outbox_open(path, &oc, err, errlen);
+    if (!ob)
+        return -1;
+    int rc = 0;
+    int64_t t = (int64_t)ROUTE_UTC0 * 1000;
+    const unsigned per_batch[4] = {5, 3, 2, 4};
+    for (int b = 0; b < 4 && rc == 0; b++) {
+        struct rec_any r[5];
+        memset(r, 0, sizeof r);
+        for (unsigned i = 0; i < per_batch[b]; i++) {
+            r[i].kind = REC_TRACK;
+            r[i].u.track.t_ms = t;
+            r[i].u.track.lat = ROUTE_LAT;
+            r[i].u.track.lon = ROUTE_LON0 + i * ROUTE_STEP;
+            r[i].u.track.alt_m = NAN;
+            r[i].u.track.speed_kmh = 80;
+            r[i].u.track.track_deg = 90;
+            r[i].u.track.fix_mode = 3;
+            r[i].u.track.source = 1;
+            t += 1000;
+        }
+        uint64_t seq = 0;
+        if (outbox_append(ob, r, per_batch[b], err, errlen) != 0)
+            rc = -1;
+        else if (b < 3 && outbox_cut(ob, t, &seq, err, errlen) != 1)
+            rc = -1;
+        else if (b == 0 && outbox_mark_delivered(ob, seq, t + 500, err, errlen) != 0)
+            rc = -1;
+    }
+    outbox_close(ob);
+    return rc;
 }
 
 #endif

@@ -148,6 +148,28 @@ static char *run_chromium(const char *chromium, const char *const *extra, size_t
     return buf;
 }
 
+/* The coverage layer of operator op in the dumped DOM: its fill colour and how many cells
+ * (rects) it holds. False if the page drew no layer for op. */
+static bool layer_of(const char *dom, const char *op, char *fill, size_t n, int *cells)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "<g class=\"cov-op\" data-op=\"%s\" fill=\"", op);
+    const char *p = dom ? strstr(dom, needle) : NULL;
+    if (!p)
+        return false;
+    p += strlen(needle);
+    const char *q = strchr(p, '"');
+    if (!q || (size_t)(q - p) >= n)
+        return false;
+    memcpy(fill, p, (size_t)(q - p));
+    fill[q - p] = '\0';
+    const char *end = strstr(q, "</g>");
+    *cells = 0;
+    for (const char *r = q; (r = strstr(r, "<rect")) != NULL && (!end || r < end); r += 5)
+        (*cells)++;
+    return true;
+}
+
 /* The links-table row of `link` in the dumped DOM (copied into out). */
 static bool row_of(const char *dom, const char *link, char *out, size_t n)
 {
@@ -167,6 +189,7 @@ static bool row_of(const char *dom, const char *link, char *out, size_t n)
 
 int main(int argc, char **argv)
 {
+    char err[256];
     log_init("test_browser", LOGL_WARN, false);
     const char *chromium = getenv("CORRIDOR_CHROMIUM");
     if (!chromium)
@@ -180,10 +203,29 @@ int main(int argc, char **argv)
     }
     struct config cfg;
     make_config(&cfg, "127.0.0.1:0");
+    /* A data directory with the seeded coverage map (the page draws it around the vehicle) and
+     * outbox (for /api/v1/batches when serving by hand). */
+    char dir[] = "/tmp/corridor-test-browser-XXXXXX", dbp[300];
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(dbp, sizeof dbp, "%s/coverage.db", dir);
+    if (seed_coverage(dbp, err, sizeof err) != 0) {
+        fprintf(stderr, "seed coverage: %s\n", err);
+        return 1;
+    }
+    snprintf(dbp, sizeof dbp, "%s/outbox.db", dir);
+    if (seed_outbox(dbp, err, sizeof err) != 0) {
+        fprintf(stderr, "seed outbox: %s\n", err);
+        return 1;
+    }
+    str_copy(cfg.data_dir, dir, sizeof cfg.data_dir);
+    cfg.coverage.enabled = true;
+    cfg.telemetry.enabled = true;
     struct state *st = state_new(&cfg);
     fill_state(st);
     struct http *h = NULL;
-    char err[256];
     if (http_start(&cfg, st, NULL, &h, err, sizeof err) != 0) {
         fprintf(stderr, "http_start: %s\n", err);
         return 1;
@@ -217,6 +259,21 @@ int main(int argc, char **argv)
         CHECK_MSG(strstr(row, ">resetting<"), "beeline row: %s", row);
         CHECK_MSG(dom && strstr(dom, "dead zone in 2.6 km (2 min)"), "ahead not rendered");
         CHECK_MSG(dom && strstr(dom, "mts: 123.50"), "balance not rendered");
+        /* The route from the coverage map, coloured per operator: on the first half of the
+         * seeded route 250-02 (beeline's SIM) is the best operator, on the second half it is in
+         * outage and 250-01 (mts) is best, so each layer holds 20 cells in its link's colour. */
+        char f1[32] = "", f2[32] = "";
+        int n1 = 0, n2 = 0;
+        CHECK_MSG(layer_of(dom, "250-01", f1, sizeof f1, &n1), "no coverage layer for 250-01");
+        CHECK_MSG(layer_of(dom, "250-02", f2, sizeof f2, &n2), "no coverage layer for 250-02");
+        CHECK_MSG(n1 == ROUTE_N / 2 && n2 == ROUTE_N / 2, "layer cells: 250-01 %d, 250-02 %d", n1,
+                  n2);
+        CHECK_MSG(f1[0] == '#' && f2[0] == '#' && strcmp(f1, f2) != 0,
+                  "operators not told apart by colour: %s vs %s", f1, f2);
+        CHECK_MSG(dom && strstr(dom, "MTS (250-01) 20"), "map legend for MTS");
+        CHECK_MSG(dom && strstr(dom, "class=\"vehicle\""), "vehicle not on the map");
+        CHECK_MSG(dom && strstr(dom, "class=\"ahead\""), "dead zone ahead not on the map");
+        CHECK_MSG(dom && strstr(dom, "<option value=\"250-02\">"), "operator selector");
         if (getenv("DASH_VERBOSE") && dom)
             fputs(dom, stderr);
         free(dom);
@@ -250,6 +307,14 @@ int main(int argc, char **argv)
         struct stat sb;
         CHECK_MSG(stat(shot, &sb) == 0 && sb.st_size > 10000, "no screenshot at %s", shot);
         printf("screenshot: %s\n", shot);
+        /* The same at a phone's width (the layout goes to one column). */
+        snprintf(shot, sizeof shot, "%s/dashboard-screenshot-phone.png", CORRIDOR_BINARY_DIR);
+        snprintf(arg, sizeof arg, "--screenshot=%s", shot);
+        unlink(shot);
+        const char *a4[] = {"--window-size=390,2400", arg, url};
+        free(run_chromium(chromium, a4, 3));
+        CHECK_MSG(stat(shot, &sb) == 0 && sb.st_size > 10000, "no screenshot at %s", shot);
+        printf("screenshot: %s\n", shot);
     }
     atomic_store(&g_stop, true);
     pthread_join(th, NULL);
@@ -262,5 +327,12 @@ int main(int argc, char **argv)
         waitpid(rm, NULL, 0);
     http_stop(h);
     state_free(st);
+    const char *files[] = {"coverage.db", "coverage.db-wal", "coverage.db-shm",
+                           "outbox.db",   "outbox.db-wal",   "outbox.db-shm"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(dbp, sizeof dbp, "%s/%s", dir, files[i]);
+        unlink(dbp);
+    }
+    rmdir(dir);
     return test_summary();
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -134,7 +135,9 @@ static json_t *get_json(const char *path, long code)
               r.body ? r.body : "");
     char ct[128] = "";
     header(&r, "Content-Type", ct, sizeof ct);
-    CHECK_MSG(strncmp(ct, "application/json", 16) == 0, "GET %s: content type %s", path, ct);
+    CHECK_MSG(strncmp(ct, "application/json", 16) == 0 ||
+                  strncmp(ct, "application/geo+json", 20) == 0,
+              "GET %s: content type %s", path, ct);
     json_error_t je;
     json_t *o = r.body ? json_loads(r.body, 0, &je) : NULL;
     CHECK_MSG(o != NULL, "GET %s: body is not JSON", path);
@@ -192,6 +195,18 @@ static int cb_reset(void *ctx, const char *link, char *err, size_t errlen)
     return 0;
 }
 
+static int cb_upload(void *ctx, struct http_upload_status *out)
+{
+    (void)ctx;
+    out->attempts = 9;
+    out->failures = 4;
+    out->delivered = 1;
+    out->consecutive_failures = 3;
+    out->last_http = 503;
+    str_copy(out->last_error, "collector answered 503", sizeof out->last_error);
+    return 0;
+}
+
 /* ---- pure parsing ---- */
 static void test_parsers(void)
 {
@@ -221,6 +236,47 @@ static void test_parsers(void)
     CHECK_INT(r.kind, HTTP_R_NOT_FOUND);
     http_route_parse("GET", "relative", &r);
     CHECK_INT(r.kind, HTTP_R_NOT_FOUND);
+
+    double bb[4];
+    char berr[200];
+    CHECK(http_parse_bbox("37.5,55.25,38,56", bb, berr, sizeof berr));
+    CHECK_NEAR(bb[0], 37.5, 1e-12);
+    CHECK_NEAR(bb[1], 55.25, 1e-12);
+    CHECK_NEAR(bb[2], 38, 1e-12);
+    CHECK_NEAR(bb[3], 56, 1e-12);
+    CHECK(http_parse_bbox("-1e-1,-2,1.5e0,-0.5", bb, berr, sizeof berr));
+    CHECK_NEAR(bb[0], -0.1, 1e-12);
+    const struct {
+        const char *in, *needle;
+    } badbb[] = {
+        {NULL, "missing"},
+        {"", "missing"},
+        {"37,55,38", "4 comma-separated"},
+        {"37,55,38,56,1", "more than 4"},
+        {"nan,55,38,56", "min_lon"},
+        {"37,inf,38,56", "min_lat"},
+        {"37,55,0x26,56", "max_lon"},
+        {"37,55,38,", "max_lat"},
+        {"37,55,38,1e999", "max_lat"},
+        {"37 ,55,38,56", "min_lon"},
+        {"38,55,37,56", "inverted"},
+        {"37,56,38,55", "inverted"},
+        {"37,55,37,56", "inverted"},
+        {"30,55,38,56", "too large"},
+        {"37,50,38,56", "too large"},
+        {"-181,55,-180,56", "out of"},
+        {"37,89.5,38,91", "out of"},
+    };
+    for (size_t i = 0; i < sizeof badbb / sizeof badbb[0]; i++) {
+        berr[0] = '\0';
+        bool ok = http_parse_bbox(badbb[i].in, bb, berr, sizeof berr);
+        CHECK_MSG(!ok && strstr(berr, badbb[i].needle) && strstr(berr, "bbox"), "bbox \"%s\": %s",
+                  badbb[i].in ? badbb[i].in : "(null)", berr);
+    }
+    char longbb[300];
+    memset(longbb, '1', sizeof longbb - 1);
+    longbb[sizeof longbb - 1] = '\0';
+    CHECK(!http_parse_bbox(longbb, bb, berr, sizeof berr));
 
     uint64_t v;
     CHECK(http_parse_u64("18446744073709551615", &v) && v == UINT64_MAX);
@@ -306,10 +362,6 @@ static void test_read_api(void)
     CHECK_INT(json_array_size(json_object_get(o, "load")), 3);
     json_decref(o);
 
-    o = get_json("/api/v1/coverage?bbox=37,55,38,56", 501);
-    CHECK(json_is_string(json_object_get(o, "error")));
-    json_decref(o);
-    json_decref(get_json("/api/v1/batches", 501));
     json_decref(get_json("/api/v1/nothing", 404));
 
     struct resp r;
@@ -322,6 +374,323 @@ static void test_read_api(void)
     request("DELETE", "/api/v1/status", NULL, false, NULL, &r);
     expect_error(&r, 405, "DELETE status");
     resp_free(&r);
+}
+
+/* /api/v1/status is rendered at most every 100 ms and shared: rapid requests get the same
+ * rendering (same wall_ms), and a change to the state shows after at most that long. */
+static void test_status_cache(struct state *st)
+{
+    json_int_t w[6];
+    int same = 0;
+    for (int i = 0; i < 6; i++) {
+        json_t *o = get_json("/api/v1/status", 200);
+        w[i] = json_integer_value(json_object_get(o, "wall_ms"));
+        json_decref(o);
+        if (i && w[i] == w[i - 1])
+            same++;
+    }
+    CHECK_MSG(same >= 1, "six quick status requests, all rendered separately");
+    state_add_event(st, "test", "cache_probe", "status cache probe");
+    usleep(150 * 1000);
+    json_t *o = get_json("/api/v1/status", 200);
+    json_t *ev = json_object_get(o, "events");
+    const char *kind =
+        json_string_value(json_object_get(json_array_get(ev, json_array_size(ev) - 1), "kind"));
+    CHECK_MSG(kind && strcmp(kind, "cache_probe") == 0, "status 150 ms after a new event: %s",
+              kind ? kind : "(none)");
+    CHECK(json_integer_value(json_object_get(o, "wall_ms")) > w[5]);
+    json_decref(o);
+}
+
+/* The feature of operator op whose cell contains lon (NULL if none). */
+static json_t *feature_at(json_t *fc, const char *op, double lon)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(fc, "features"), i, f)
+    {
+        json_t *bb = json_object_get(f, "bbox");
+        const char *fo =
+            json_string_value(json_object_get(json_object_get(f, "properties"), "operator"));
+        if (fo && strcmp(fo, op) == 0 && json_number_value(json_array_get(bb, 0)) <= lon &&
+            lon < json_number_value(json_array_get(bb, 2)))
+            return f;
+    }
+    return NULL;
+}
+
+static void test_coverage(void)
+{
+    char path[160];
+    /* The whole seeded route: 40 cells x 2 operators. */
+    snprintf(path, sizeof path, "/api/v1/coverage?bbox=%.4f,%.4f,%.4f,%.4f", ROUTE_LON0 - 0.01,
+             ROUTE_LAT - 0.01, ROUTE_LON0 + 0.06, ROUTE_LAT + 0.01);
+    json_t *o = get_json(path, 200);
+    CHECK_STR(json_string_value(json_object_get(o, "type")), "FeatureCollection");
+    CHECK(json_is_true(json_object_get(o, "available")));
+    CHECK_NEAR(json_number_value(json_object_get(o, "cell_m")), 50, 1e-9);
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), 2 * ROUTE_N);
+    CHECK_INT(json_array_size(json_object_get(o, "features")), 2 * ROUTE_N);
+    CHECK(json_is_false(json_object_get(o, "truncated")));
+    CHECK_INT(json_integer_value(json_object_get(o, "limit")), 5000);
+    json_t *ops = json_object_get(o, "operators");
+    CHECK_INT(json_array_size(ops), 2);
+    CHECK_STR(json_string_value(json_array_get(ops, 0)), "250-01");
+    CHECK_STR(json_string_value(json_array_get(ops, 1)), "250-02");
+
+    /* First fix's cell, good operator: the seeded values come back. */
+    json_t *f = feature_at(o, "250-01", ROUTE_LON0);
+    CHECK_MSG(f != NULL, "no 250-01 cell at the first fix");
+    json_t *p = json_object_get(f, "properties");
+    json_t *g = json_object_get(json_object_get(f, "geometry"), "coordinates");
+    json_t *bb = json_object_get(f, "bbox");
+    CHECK_NEAR(json_number_value(json_array_get(g, 1)), ROUTE_LAT, 0.0005);
+    CHECK_NEAR(json_number_value(json_array_get(g, 0)), ROUTE_LON0, 0.0008);
+    CHECK(json_number_value(json_array_get(bb, 1)) <= ROUTE_LAT &&
+          ROUTE_LAT < json_number_value(json_array_get(bb, 3)));
+    /* a 50 m cell: ~0.00045 degrees of latitude high */
+    CHECK_NEAR(json_number_value(json_array_get(bb, 3)) - json_number_value(json_array_get(bb, 1)),
+               50.0 / 111320.0, 2e-6);
+    CHECK_NEAR(json_number_value(json_object_get(p, "samples")), 1, 1e-3);
+    CHECK_INT(json_integer_value(json_object_get(p, "trips")), 1);
+    CHECK_INT(json_integer_value(json_object_get(p, "last_seen")), ROUTE_UTC0);
+    CHECK_STR(json_string_value(json_object_get(p, "net")), "lte");
+    CHECK_NEAR(json_number_value(json_object_get(p, "rsrp_dbm")), -100, 0.05);
+    CHECK_NEAR(json_number_value(json_object_get(p, "sinr_db")), 10, 0.3);
+    CHECK_NEAR(json_number_value(json_object_get(p, "goodput_kbps")), 5000, 5000 * 0.01);
+    CHECK_NEAR(json_number_value(json_object_get(p, "rtt_ms")), 50, 0.5);
+    CHECK_NEAR(json_number_value(json_object_get(p, "outage")), 0, 1e-9);
+    CHECK(json_is_false(json_object_get(p, "dead")));
+    CHECK(json_number_value(json_object_get(p, "quality")) > 0.4);
+    json_t *med = json_object_get(p, "rsrp_median_dbm");
+    CHECK_NEAR(json_number_value(json_array_get(med, 0)), -105, 1e-9);
+    CHECK_NEAR(json_number_value(json_array_get(med, 1)), -95, 1e-9);
+    med = json_object_get(p, "goodput_median_kbps");
+    CHECK_NEAR(json_number_value(json_array_get(med, 0)), 2000, 1e-9);
+    CHECK_NEAR(json_number_value(json_array_get(med, 1)), 10000, 1e-9);
+    med = json_object_get(p, "sinr_median_db");
+    CHECK_NEAR(json_number_value(json_array_get(med, 0)), 5, 1e-9);
+    CHECK_NEAR(json_number_value(json_array_get(med, 1)), 13, 1e-9);
+
+    /* Last fix's cell, operator in outage: dead, no goodput, open-ended RSRP median. */
+    double last = ROUTE_LON0 + (ROUTE_N - 1) * ROUTE_STEP;
+    f = feature_at(o, "250-02", last);
+    CHECK_MSG(f != NULL, "no 250-02 cell at the last fix");
+    p = json_object_get(f, "properties");
+    CHECK_NEAR(json_number_value(json_object_get(p, "outage")), 1, 1e-3);
+    CHECK(json_is_true(json_object_get(p, "dead")));
+    CHECK(json_is_null(json_object_get(p, "goodput_kbps")));
+    CHECK(json_is_null(json_object_get(p, "goodput_median_kbps")));
+    med = json_object_get(p, "rsrp_median_dbm");
+    CHECK(json_is_null(json_array_get(med, 0)));
+    CHECK_NEAR(json_number_value(json_array_get(med, 1)), -115, 1e-9);
+    CHECK(json_is_false(
+        json_object_get(json_object_get(feature_at(o, "250-01", last), "properties"), "dead")));
+    json_decref(o);
+
+    /* One operator only: 40 cells, the second half dead. */
+    snprintf(path, sizeof path, "/api/v1/coverage?bbox=%.4f,%.4f,%.4f,%.4f&operator=250-02",
+             ROUTE_LON0 - 0.01, ROUTE_LAT - 0.01, ROUTE_LON0 + 0.06, ROUTE_LAT + 0.01);
+    o = get_json(path, 200);
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), ROUTE_N);
+    size_t i, dead = 0;
+    json_array_foreach(json_object_get(o, "features"), i, f)
+    {
+        p = json_object_get(f, "properties");
+        CHECK_STR(json_string_value(json_object_get(p, "operator")), "250-02");
+        dead += json_is_true(json_object_get(p, "dead"));
+    }
+    CHECK_INT(dead, ROUTE_N / 2);
+    json_decref(o);
+    o = get_json("/api/v1/coverage?bbox=37.5,55.7,37.7,55.8&operator=999-99", 200);
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), 0);
+    CHECK_INT(json_array_size(json_object_get(o, "operators")), 2);
+    json_decref(o);
+
+    /* A box around the first 10 fixes only (cells whose edge touches it count too). */
+    snprintf(path, sizeof path, "/api/v1/coverage?bbox=%.5f,%.4f,%.5f,%.4f", ROUTE_LON0 - 0.0001,
+             ROUTE_LAT - 0.001, ROUTE_LON0 + 9 * ROUTE_STEP + 0.0001, ROUTE_LAT + 0.001);
+    o = get_json(path, 200);
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), 20);
+    json_array_foreach(json_object_get(o, "features"), i, f)
+    {
+        double lon = json_number_value(
+            json_array_get(json_object_get(json_object_get(f, "geometry"), "coordinates"), 0));
+        CHECK_MSG(lon > ROUTE_LON0 - 0.001 && lon < ROUTE_LON0 + 9 * ROUTE_STEP + 0.001,
+                  "cell at %f outside the box", lon);
+    }
+    json_decref(o);
+    /* Nowhere near the route: empty, not an error. */
+    o = get_json("/api/v1/coverage?bbox=10,10,10.5,10.5", 200);
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), 0);
+    CHECK_INT(json_array_size(json_object_get(o, "features")), 0);
+    json_decref(o);
+
+    /* Limit and truncation. */
+    snprintf(path, sizeof path, "/api/v1/coverage?bbox=%.4f,%.4f,%.4f,%.4f&limit=10",
+             ROUTE_LON0 - 0.01, ROUTE_LAT - 0.01, ROUTE_LON0 + 0.06, ROUTE_LAT + 0.01);
+    o = get_json(path, 200);
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), 10);
+    CHECK_INT(json_array_size(json_object_get(o, "features")), 10);
+    CHECK(json_is_true(json_object_get(o, "truncated")));
+    CHECK_INT(json_integer_value(json_object_get(o, "limit")), 10);
+    json_decref(o);
+    snprintf(path, sizeof path, "/api/v1/coverage?bbox=%.4f,%.4f,%.4f,%.4f&limit=80",
+             ROUTE_LON0 - 0.01, ROUTE_LAT - 0.01, ROUTE_LON0 + 0.06, ROUTE_LAT + 0.01);
+    o = get_json(path, 200);
+    CHECK(json_is_false(json_object_get(o, "truncated"))); /* exactly all: not truncated */
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), 80);
+    json_decref(o);
+
+    /* Bad requests name the parameter. */
+    const struct {
+        const char *q, *needle;
+    } bad[] = {
+        {"", "bbox"},
+        {"?bbox=", "bbox"},
+        {"?bbox=37,55,38", "bbox"},
+        {"?bbox=nan,55,38,56", "min_lon"},
+        {"?bbox=38,55,37,56", "inverted"},
+        {"?bbox=0,0,90,45", "too large"},
+        {"?bbox=37,55,38,56&limit=0", "limit"},
+        {"?bbox=37,55,38,56&limit=10001", "limit"},
+        {"?bbox=37,55,38,56&limit=x", "limit"},
+        {"?bbox=37,55,38,56&operator=a%2Fb", "operator"},
+        {"?bbox=37,55,38,56&operator=12345678901234567", "operator"},
+        {"?bbox=%FF%FE,55,38,56", "min_lon"}, /* not UTF-8: the message survives with '?' */
+        {"?bbox=37,55,38,56&limit=%C3%28", "limit"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(path, sizeof path, "/api/v1/coverage%s", bad[k].q);
+        o = get_json(path, 400);
+        const char *e = json_string_value(json_object_get(o, "error"));
+        CHECK_MSG(e && strstr(e, bad[k].needle), "%s: error %s", path, e ? e : "(none)");
+        json_decref(o);
+    }
+}
+
+static void test_batches(void)
+{
+    json_t *o = get_json("/api/v1/batches", 200);
+    CHECK(json_is_true(json_object_get(o, "available")));
+    json_t *b = json_object_get(o, "batches");
+    CHECK_INT(json_array_size(b), 3);
+    CHECK_INT(json_integer_value(json_object_get(o, "quota_bytes")), 8ll << 20);
+    CHECK_INT(json_integer_value(json_object_get(o, "pending_records")), 4);
+    CHECK(json_integer_value(json_object_get(o, "pending_bytes")) > 0);
+    CHECK_INT(json_integer_value(json_object_get(o, "pending_batches")), 2);
+    CHECK(json_integer_value(json_object_get(o, "pending_batch_bytes")) > 0);
+    CHECK_INT(json_integer_value(json_object_get(o, "used_bytes")),
+              json_integer_value(json_object_get(o, "pending_bytes")) +
+                  json_integer_value(json_object_get(o, "pending_batch_bytes")));
+    CHECK_INT(json_integer_value(json_object_get(o, "uploaded_kept")), 1);
+    CHECK_INT(json_integer_value(json_object_get(o, "next_seq")), 4);
+    CHECK(json_integer_value(json_object_get(o, "last_cut_ms")) > 0);
+    /* newest first */
+    json_t *b3 = json_array_get(b, 0), *b2 = json_array_get(b, 1), *b1 = json_array_get(b, 2);
+    CHECK_INT(json_integer_value(json_object_get(b3, "seq")), 3);
+    CHECK_STR(json_string_value(json_object_get(b3, "state")), "pending");
+    CHECK_INT(json_integer_value(json_object_get(b3, "records")), 2);
+    CHECK(json_integer_value(json_object_get(b3, "bytes")) > 0);
+    CHECK(json_integer_value(json_object_get(b3, "raw_bytes")) > 0);
+    CHECK_INT(json_integer_value(json_object_get(b3, "t_first_ms")), ROUTE_UTC0 * 1000ll + 8000);
+    CHECK_INT(json_integer_value(json_object_get(b3, "t_last_ms")), ROUTE_UTC0 * 1000ll + 9000);
+    CHECK(json_is_null(json_object_get(b3, "delivered_ms")));
+    CHECK_INT(json_integer_value(json_object_get(b3, "attempts")), 0);
+    CHECK(json_is_null(json_object_get(b3, "last_error")));
+    /* the oldest pending batch is the one the uploader keeps retrying */
+    CHECK_INT(json_integer_value(json_object_get(b2, "seq")), 2);
+    CHECK_STR(json_string_value(json_object_get(b2, "state")), "pending");
+    CHECK_INT(json_integer_value(json_object_get(b2, "records")), 3);
+    CHECK_INT(json_integer_value(json_object_get(b2, "attempts")), 3);
+    CHECK_STR(json_string_value(json_object_get(b2, "last_error")), "collector answered 503");
+    CHECK_INT(json_integer_value(json_object_get(b1, "seq")), 1);
+    CHECK_STR(json_string_value(json_object_get(b1, "state")), "uploaded");
+    CHECK_INT(json_integer_value(json_object_get(b1, "records")), 5);
+    CHECK_INT(json_integer_value(json_object_get(b1, "bytes")), 0);
+    CHECK_INT(json_integer_value(json_object_get(b1, "delivered_ms")), ROUTE_UTC0 * 1000ll + 5500);
+    CHECK(json_is_null(json_object_get(b1, "attempts")));
+    json_t *u = json_object_get(o, "upload");
+    CHECK_INT(json_integer_value(json_object_get(u, "attempts")), 9);
+    CHECK_INT(json_integer_value(json_object_get(u, "last_http")), 503);
+    json_decref(o);
+
+    o = get_json("/api/v1/batches?limit=1", 200);
+    CHECK_INT(json_array_size(json_object_get(o, "batches")), 1);
+    CHECK_INT(json_integer_value(
+                  json_object_get(json_array_get(json_object_get(o, "batches"), 0), "seq")),
+              3);
+    json_decref(o);
+    o = get_json("/api/v1/batches?limit=0", 400);
+    CHECK(strstr(json_string_value(json_object_get(o, "error")), "limit") != NULL);
+    json_decref(o);
+    json_decref(get_json("/api/v1/batches?limit=1001", 400));
+}
+
+/* Map and outbox switched on but not there yet (first boot): empty answers, not errors; both
+ * switched off: 404 saying so. */
+static void test_no_data(struct state *st, const char *dir)
+{
+    struct config cfg;
+    make_config(&cfg, "127.0.0.1:0");
+    str_copy(cfg.data_dir, dir, sizeof cfg.data_dir);
+    cfg.coverage.enabled = true;
+    cfg.telemetry.enabled = true;
+    struct http *h = NULL;
+    char err[256];
+    CHECK_INT(http_start(&cfg, st, NULL, &h, err, sizeof err), 0);
+    unsigned saved = g_port;
+    g_port = http_port(h);
+    json_t *o = get_json("/api/v1/coverage?bbox=37,55,38,56", 200);
+    CHECK(json_is_false(json_object_get(o, "available")));
+    CHECK_INT(json_integer_value(json_object_get(o, "count")), 0);
+    json_decref(o);
+    o = get_json("/api/v1/batches", 200);
+    CHECK(json_is_false(json_object_get(o, "available")));
+    CHECK_INT(json_array_size(json_object_get(o, "batches")), 0);
+    CHECK(json_is_null(json_object_get(o, "upload")));
+    json_decref(o);
+    /* Garbage where the files should be: the map reads as "not there yet" (the steer thread sets
+     * such a file aside at its next open), the outbox as an error naming the file. */
+    char fp[300];
+    snprintf(fp, sizeof fp, "%s/coverage.db", dir);
+    FILE *f = fopen(fp, "w");
+    CHECK(f != NULL);
+    for (int i = 0; f && i < 300; i++)
+        fputs("this is not a database ", f);
+    if (f)
+        fclose(f);
+    snprintf(fp, sizeof fp, "%s/outbox.db", dir);
+    f = fopen(fp, "w");
+    CHECK(f != NULL);
+    for (int i = 0; f && i < 300; i++)
+        fputs("this is not a database ", f);
+    if (f)
+        fclose(f);
+    o = get_json("/api/v1/coverage?bbox=37,55,38,56", 200);
+    CHECK(json_is_false(json_object_get(o, "available")));
+    json_decref(o);
+    o = get_json("/api/v1/batches", 500);
+    CHECK(strstr(json_string_value(json_object_get(o, "error")), "outbox.db") != NULL);
+    json_decref(o);
+    /* neither query left anything behind (read-only connections create no files) */
+    snprintf(fp, sizeof fp, "%s/coverage.db-wal", dir);
+    CHECK(access(fp, F_OK) != 0);
+    snprintf(fp, sizeof fp, "%s/coverage.db", dir);
+    unlink(fp);
+    snprintf(fp, sizeof fp, "%s/outbox.db", dir);
+    unlink(fp);
+    http_stop(h);
+    cfg.coverage.enabled = false;
+    cfg.telemetry.enabled = false;
+    CHECK_INT(http_start(&cfg, st, NULL, &h, err, sizeof err), 0);
+    g_port = http_port(h);
+    o = get_json("/api/v1/coverage?bbox=37,55,38,56", 404);
+    CHECK(strstr(json_string_value(json_object_get(o, "error")), "coverage.enabled") != NULL);
+    json_decref(o);
+    json_decref(get_json("/api/v1/batches", 404));
+    http_stop(h);
+    g_port = saved;
 }
 
 /* One metrics line: name{label="v",...} value. Returns false on a malformed line. */
@@ -526,6 +895,8 @@ static void test_assets(void)
             total += r.len;
         resp_free(&r);
     }
+    printf("page weight: %zu bytes (index.html + app.js + style.css, uncompressed; limit %d)\n",
+           total, 200 * 1024);
     CHECK_MSG(total > 1000 && total < 200 * 1024, "page weight %zu bytes", total);
     size_t sum = 0;
     for (size_t i = 0; i < dashboard_nassets; i++)
@@ -865,13 +1236,29 @@ int main(void)
     make_config(&cfg, "127.0.0.1:99999");
     CHECK_INT(http_start(&cfg, NULL, NULL, &h, err, sizeof err), -1);
 
+    /* A data directory with a seeded coverage map and outbox, and an empty one. */
+    char dir[] = "/tmp/corridor-test-http-XXXXXX", empty[300];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(empty, sizeof empty, "%s/empty", dir);
+    CHECK_INT(mkdir(empty, 0700), 0);
+    char dbp[300];
+    snprintf(dbp, sizeof dbp, "%s/coverage.db", dir);
+    CHECK_MSG(seed_coverage(dbp, err, sizeof err) == 0, "seed coverage: %s", err);
+    snprintf(dbp, sizeof dbp, "%s/outbox.db", dir);
+    CHECK_MSG(seed_outbox(dbp, err, sizeof err) == 0, "seed outbox: %s", err);
+
     make_config(&cfg, "127.0.0.1:0");
+    str_copy(cfg.data_dir, dir, sizeof cfg.data_dir);
+    cfg.coverage.enabled = true;
+    cfg.telemetry.enabled = true;
+    cfg.telemetry.quota_mb = 8;
     struct state *st = state_new(&cfg);
     fill_state(st);
     struct http_actions act = {.ctx = &g_calls,
                                .link_set_enabled = cb_link,
                                .modem_reset = cb_reset,
-                               .password_hash = hash};
+                               .password_hash = hash,
+                               .upload_status = cb_upload};
     act.password_hash = "not-a-hash";
     CHECK_INT(http_start(&cfg, st, &act, &h, err, sizeof err), -1);
     CHECK(strstr(err, "password_hash") != NULL);
@@ -892,6 +1279,10 @@ int main(void)
     CHECK(strstr(err, l2) != NULL);
 
     test_read_api();
+    test_status_cache(st);
+    test_coverage();
+    test_batches();
+    test_no_data(st, empty);
     test_metrics();
     test_sse();
     test_assets();
@@ -924,6 +1315,14 @@ int main(void)
     http_stop(NULL);
 
     state_free(st);
+    rmdir(empty);
+    const char *files[] = {"coverage.db", "coverage.db-wal", "coverage.db-shm",
+                           "outbox.db",   "outbox.db-wal",   "outbox.db-shm"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(dbp, sizeof dbp, "%s/%s", dir, files[i]);
+        unlink(dbp);
+    }
+    CHECK_MSG(rmdir(dir) == 0, "%s left behind", dir);
     curl_global_cleanup();
     return test_summary();
 }
