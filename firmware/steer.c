@@ -1,6 +1,7 @@
 /* steer: position, coverage map, prediction and weights at 1 Hz. See steer.h. */
 #include "firmware/steer.h"
 #include "telemetry/telemetry.h"
+#include "common/alive.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -8,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A new trip starts after the vehicle stood still this long (depot, terminus). */
-#define TRIP_IDLE_MS (10u * 60u * 1000u)
-#define STILL_KMH    2.0
+/* A new trip starts after the vehicle stood still coverage.trip_idle_s (depot, terminus). */
+#define STILL_KMH 2.0
 
 struct steer {
     const struct config *cfg;
@@ -105,7 +105,7 @@ static void update_trip(struct steer *s, const struct position_fix *f, bool have
     uint64_t now = mono_ms();
     bool moving = have_fix && !isnan(f->speed_kmh) && f->speed_kmh >= STILL_KMH;
     if (moving) {
-        if (s->trip == 0 || now - s->moving_ms > TRIP_IDLE_MS) {
+        if (s->trip == 0 || now - s->moving_ms > s->cfg->coverage.trip_idle_s * 1000ull) {
             s->trip = (uint32_t)(wall_ms() / 1000);
             state_add_event(s->st, "coverage", "trip", "trip %u started", (unsigned)s->trip);
         }
@@ -144,25 +144,29 @@ static void step(struct steer *s)
             const struct link_state *l = &s->links[i];
             if (!l->has_modem || !l->modem_valid)
                 continue;
-            struct cov_sample cs = {.utc = fix.utc > 0 ? fix.utc : (int64_t)(wall_ms() / 1000),
-                                    .trip = s->trip,
-                                    .lat = fix.lat,
-                                    .lon = fix.lon,
-                                    .speed_mps = fix.speed_kmh / 3.6,
-                                    .track_deg = fix.track_deg,
-                                    .fix = fix.source == POSITION_SRC_GPSD ? COV_FIX_GPSD
-                                           : fix.source == POSITION_SRC_MODEM
-                                               ? COV_FIX_MODEM
-                                               : COV_FIX_DEAD_RECKONING,
-                                    .net = cov_net_of(l->modem.net),
-                                    .rsrp_dbm = l->modem.sig.rsrp_dbm,
-                                    .rsrq_db = l->modem.sig.rsrq_db,
-                                    .sinr_db = l->modem.sig.sinr_db,
-                                    .rssi_dbm = l->modem.sig.rssi_dbm,
-                                    .goodput_kbps = NAN,
-                                    .rtt_ms = NAN,
-                                    .loss = NAN,
-                                    .outage = !link_modem_usable(l)};
+            struct cov_sample cs = {
+                .utc = fix.utc > 0 ? fix.utc : (int64_t)(wall_ms() / 1000),
+                .trip = s->trip,
+                .lat = fix.lat,
+                .lon = fix.lon,
+                .speed_mps = fix.speed_kmh / 3.6,
+                .track_deg = fix.track_deg,
+                .fix = fix.source == POSITION_SRC_GPSD    ? COV_FIX_GPSD
+                       : fix.source == POSITION_SRC_MODEM ? COV_FIX_MODEM
+                                                          : COV_FIX_DEAD_RECKONING,
+                .net = cov_net_of(l->modem.net),
+                .rsrp_dbm = l->modem.sig.rsrp_dbm,
+                .rsrq_db = l->modem.sig.rsrq_db,
+                .sinr_db = l->modem.sig.sinr_db,
+                .rssi_dbm = l->modem.sig.rssi_dbm,
+                .goodput_kbps = NAN,
+                .rtt_ms = NAN,
+                .loss = NAN,
+                .outage = !link_modem_usable(l),
+                /* dead reckoning is computed now; a receiver's fix ages */
+                .fix_age_ms = fix.source == POSITION_SRC_DEAD_RECKONING || now < fix.mono_ms
+                                  ? 0
+                                  : (uint32_t)(now - fix.mono_ms)};
             if (!op_of(&l->modem, cs.op, sizeof cs.op))
                 continue;
             if (l->tunnel.valid) {
@@ -260,8 +264,10 @@ static void *steer_thread(void *arg)
 {
     struct steer *s = arg;
     pthread_setname_np(pthread_self(), "steer");
-    while (!sleep_ms_unless(&s->stop, 1000))
+    while (!sleep_ms_unless(&s->stop, 1000)) {
+        alive_beat("steer", NULL);
         step(s);
+    }
     return NULL;
 }
 
@@ -277,6 +283,8 @@ int steer_start(const struct config *cfg, struct state *st, struct tunnel *tunne
     s->st = st;
     s->tunnel = tunnel;
     policy_params_default(&s->pp);
+    s->pp.margin_s = cfg->coverage.margin_s;
+    s->pp.min_confidence = cfg->coverage.min_confidence;
 
     struct position_config pc;
     position_config_default(&pc);

@@ -108,6 +108,8 @@ struct coverage_map {
     int64_t last_cell;
     bool last_cell_ok; /* last sample may seed a successor (not dead reckoning) */
     unsigned jump_rejects;
+    int bad_rc;        /* SQLITE_CORRUPT/NOTADB seen since the last check (0 = none) */
+    unsigned rebuilds; /* databases set aside while running */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -865,6 +867,56 @@ int coverage_open(const char *path, const struct coverage_params *params, struct
     return -1;
 }
 
+/* The database turned out damaged WHILE running (a bad sector, a write from elsewhere): set it
+ * aside like a corrupt file at open and continue with a new, empty map at the same path. What
+ * was learned is lost, the vehicle keeps bonding (the data plane never touches the map) and the
+ * map relearns from the next trip. Should even the new file fail, the map continues in memory
+ * (never a NULL database under the other functions). Called with the mutex held. */
+static void rebuild_locked(struct coverage_map *m)
+{
+    int why = m->bad_rc;
+    m->bad_rc = 0;
+    finalize_all(m);
+    sqlite3_close(m->db);
+    m->db = NULL;
+    char aside[600];
+    snprintf(aside, sizeof(aside), "%s.corrupt-%lld", m->path, (long long)time(NULL));
+    LOG_E(SUBSYS, "%s is damaged (%s) while in use: moved to %s, starting a new map", m->path,
+          sqlite3_errstr(why), aside);
+    if (rename(m->path, aside) != 0)
+        LOG_E(SUBSYS, "rename %s: %s (removing it)", m->path, strerror(errno));
+    unlink(m->path); /* if the rename failed: a damaged file must not be reopened */
+    char side[600];
+    snprintf(side, sizeof(side), "%s-wal", m->path);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", m->path);
+    unlink(side);
+    /* everything derived from the old file goes */
+    memset(m->cache, 0, sizeof(m->cache));
+    memset(m->pcache, 0, sizeof(m->pcache));
+    m->cache_n = m->pcache_n = 0;
+    m->n_ops = 0;
+    m->pending_samples = m->samples_committed = 0;
+    m->have_last = false;
+    m->jump_rejects = 0;
+    m->rebuilds++;
+    char e[256];
+    if (db_open_file(m, e, sizeof(e)) == 0 && db_setup(m, e, sizeof(e)) == 0) {
+        m->last_commit_ms = mono_ms();
+        return;
+    }
+    LOG_E(SUBSYS, "%s: cannot start a new map (%s): keeping the map in memory only", m->path, e);
+    finalize_all(m);
+    sqlite3_close(m->db);
+    m->db = NULL;
+    char mem[sizeof(m->path)];
+    str_copy(mem, m->path, sizeof(mem));
+    str_copy(m->path, ":memory:", sizeof(m->path));
+    if (db_open_file(m, e, sizeof(e)) != 0 || db_setup(m, e, sizeof(e)) != 0)
+        abort(); /* sqlite cannot even open memory: nothing sensible is left */
+    str_copy(m->path, mem, sizeof(m->path));
+}
+
 /* ---- caches -------------------------------------------------------------------------------- */
 
 static unsigned hash64(int64_t k)
@@ -943,6 +995,8 @@ static void row_from(struct row *r, const void *blob, int len)
     }
 }
 
+static void note_rc(struct coverage_map *m);
+
 /* 1 found, 0 absent (r is an empty row), -1 error. */
 static int row_read(struct coverage_map *m, int64_t cell, struct row *r)
 {
@@ -954,6 +1008,8 @@ static int row_read(struct coverage_map *m, int64_t cell, struct row *r)
         row_from(r, sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0));
     else
         row_from(r, NULL, 0);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        note_rc(m); /* a look-up found the file damaged: the next sample rebuilds it */
     sqlite3_reset(st);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
@@ -1060,12 +1116,22 @@ static int db_put_path(struct coverage_map *m, int64_t cell, const struct path *
     return row_write(m, cell, &r);
 }
 
+/* Remember a "this file is damaged" result (the next statement would overwrite the code). */
+static void note_rc(struct coverage_map *m)
+{
+    int rc = sqlite3_errcode(m->db) & 0xff;
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+        m->bad_rc = rc;
+}
+
 static int flush_locked(struct coverage_map *m, char *err, size_t errlen)
 {
     if (m->cache_n == 0 && m->pcache_n == 0 && m->pending_samples == 0)
         return 0;
-    if (exec(m->db, "BEGIN IMMEDIATE", err, errlen))
+    if (exec(m->db, "BEGIN IMMEDIATE", err, errlen)) {
+        note_rc(m);
         return -1;
+    }
     for (unsigned i = 0; i < CACHE_SLOTS; i++) {
         struct centry *e = &m->cache[i];
         if (e->used && e->dirty && db_put_agg(m, e->cell, e->op, &e->a))
@@ -1081,6 +1147,7 @@ static int flush_locked(struct coverage_map *m, char *err, size_t errlen)
     if (meta_set(m->db, "samples", v))
         goto fail;
     if (exec(m->db, "COMMIT", err, errlen)) {
+        note_rc(m);
         exec(m->db, "ROLLBACK", NULL, 0);
         return -1;
     }
@@ -1100,6 +1167,7 @@ static int flush_locked(struct coverage_map *m, char *err, size_t errlen)
 fail:
     /* The cache stays as it is: the next flush retries with the same data. */
     set_err(err, errlen, "coverage: write %s: %s", m->path, sqlite3_errmsg(m->db));
+    note_rc(m);
     exec(m->db, "ROLLBACK", NULL, 0);
     return -1;
 }
@@ -1184,6 +1252,8 @@ int coverage_flush(struct coverage_map *m, char *err, size_t errlen)
         return -1;
     pthread_mutex_lock(&m->mu);
     int rc = flush_locked(m, err, errlen);
+    if (rc < 0 && m->bad_rc)
+        rebuild_locked(m);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -1262,6 +1332,7 @@ static struct centry *agg_entry(struct coverage_map *m, int64_t cell, int oi, ch
     struct agg a;
     if (db_get_agg(m, cell, m->op_ids[oi], &a) < 0) {
         set_err(err, errlen, "coverage: read %s: %s", m->path, sqlite3_errmsg(m->db));
+        note_rc(m);
         return NULL;
     }
     e = cache_find(m, cell, m->op_ids[oi], true);
@@ -1341,6 +1412,8 @@ static bool sample_bad(struct coverage_map *m, const struct cov_sample *s, char 
         return reject(m, err, errlen, "position out of range");
     if (s->lat == 0.0 && s->lon == 0.0)
         return reject(m, err, errlen, "position 0,0");
+    if (s->fix_age_ms > COV_MAX_FIX_AGE_MS) /* a receiver repeating its last fix, a stuck gpsd */
+        return reject(m, err, errlen, "stale fix");
     if (s->utc <= 1000000000LL)
         return reject(m, err, errlen, "no wall time");
     if (!op_valid(s->op))
@@ -1382,6 +1455,8 @@ int coverage_add_sample(struct coverage_map *m, const struct cov_sample *s, char
         return -1;
     }
     pthread_mutex_lock(&m->mu);
+    if (m->bad_rc)
+        rebuild_locked(m);
     int ret = 1;
     if (sample_bad(m, s, err, errlen))
         goto out;
@@ -1418,6 +1493,8 @@ int coverage_add_sample(struct coverage_map *m, const struct cov_sample *s, char
         flush_locked(m, err, errlen))
         ret = -1;
 out:
+    if (ret < 0 && m->bad_rc)
+        rebuild_locked(m);
     pthread_mutex_unlock(&m->mu);
     return ret;
 }
@@ -1537,6 +1614,7 @@ int coverage_get_stats(struct coverage_map *m, struct coverage_stats *st, char *
     st->cell_m = m->prm.cell_m;
     st->samples = m->samples_committed;
     st->rejected = m->rejected;
+    st->rebuilds = m->rebuilds;
     char wal[600];
     snprintf(wal, sizeof(wal), "%s-wal", m->path);
     st->file_bytes = file_size(m->path) + file_size(wal);
@@ -1815,4 +1893,194 @@ out:
     sqlite3_close(src);
     pthread_mutex_unlock(&m->mu);
     return merged;
+}
+
+/* ---- read-only area query (dashboard) ------------------------------------------------------ */
+
+/* Median bucket [lo, hi) of metric i's histogram; false when the metric was never seen. */
+static bool agg_median_bucket(const struct agg *a, int i, double out[2])
+{
+    static const double edges[M_HIST][5] = {
+        [M_RSRP] = {-INFINITY, -115, -105, -95, INFINITY},
+        [M_SINR] = {-INFINITY, 0, 5, 13, INFINITY},
+        [M_RTT] = {INFINITY, 400, 150, 60, 0}, /* bucket 0 = slowest */
+        [M_GOODPUT] = {0, 500, 2000, 10000, INFINITY},
+    };
+    out[0] = out[1] = NAN;
+    double tot = 0;
+    for (int b = 0; b < 4; b++)
+        tot += a->h[i][b];
+    if (!(a->w[i] > 0) || !(tot > 0))
+        return false;
+    double cum = 0;
+    int b = 0;
+    for (; b < 3; b++) {
+        cum += a->h[i][b];
+        if (cum >= tot / 2)
+            break;
+    }
+    double lo = edges[i][b], hi = edges[i][b + 1];
+    if (lo > hi) { /* RTT: higher is worse, so the bucket runs from hi up to lo */
+        double t = lo;
+        lo = hi;
+        hi = t;
+    }
+    out[0] = isfinite(lo) ? lo : NAN;
+    out[1] = isfinite(hi) ? hi : NAN;
+    return true;
+}
+
+int coverage_query_area(const char *path, const struct cov_area_query *q, cov_area_fn fn, void *ctx,
+                        struct cov_area_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof(*res));
+    if (!path || !q || !fn) {
+        set_err(err, errlen, "coverage: query: no path, query or callback");
+        return -1;
+    }
+    const double *b = q->bbox;
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(b[i])) {
+            set_err(err, errlen, "coverage: query: bbox has a non-finite number");
+            return -1;
+        }
+    if (b[0] < -180 || b[2] > 180 || b[1] < -90 || b[3] > 90 || b[0] >= b[2] || b[1] >= b[3]) {
+        set_err(err, errlen,
+                "coverage: query: bbox must be min_lon<max_lon in -180..180, min_lat<max_lat "
+                "in -90..90");
+        return -1;
+    }
+    if (q->limit == 0 || q->limit > 1000000) {
+        set_err(err, errlen, "coverage: query: limit %u out of 1..1000000", q->limit);
+        return -1;
+    }
+    if (q->op && q->op[0] && !op_valid(q->op)) {
+        set_err(err, errlen, "coverage: query: bad operator name");
+        return -1;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size == 0)
+        return COV_QUERY_NO_MAP;
+
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    struct coverage_map *shell = NULL;
+    bool in_tx = false;
+    int rc = -1;
+    /* Read-only, no mutex: the writer (steer thread) never waits for us; a short busy timeout
+     * because a WAL reader only meets SQLITE_BUSY during the writer's recovery. */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "coverage: query: open %s: %s", path,
+                db ? sqlite3_errmsg(db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 200);
+    char v[64];
+    double cm = 0;
+    if (meta_get_text(db, "cell_m", v, sizeof(v)) || !str_to_double(v, &cm) || cm < 5 ||
+        cm > 1000) {
+        rc = COV_QUERY_NO_MAP; /* new, foreign or half-created file: nothing to show */
+        goto out;
+    }
+    res->cell_m = cm;
+    double li0 = floor((b[1] + 90.0) * M_PER_DEG_LAT / cm);
+    double li1 = floor((b[3] + 90.0) * M_PER_DEG_LAT / cm);
+    unsigned max_rows = q->max_rows ? q->max_rows : 20000;
+    if (li1 - li0 + 1 > max_rows) {
+        set_err(err, errlen, "coverage: query: bbox spans %.0f cell rows (max %u)", li1 - li0 + 1,
+                max_rows);
+        goto out;
+    }
+    /* cell_from_agg/coverage_cell_judge read only ->prm of a map: an otherwise empty shell
+     * (calloc'd: the caches make it too big for an HTTP thread's stack; untouched pages cost
+     * nothing) lets the query reuse them rather than copy the judging rules. */
+    shell = calloc(1, sizeof(*shell));
+    if (!shell) {
+        set_err(err, errlen, "coverage: query: out of memory");
+        goto out;
+    }
+    if (q->params)
+        shell->prm = *q->params;
+    else
+        coverage_params_default(&shell->prm);
+    params_fix(&shell->prm);
+    shell->prm.cell_m = cm;
+    if (exec(db, "BEGIN", err, errlen)) /* one snapshot for every row query */
+        goto out;
+    in_tx = true;
+    int op_name_of[256];
+    for (int i = 0; i < 256; i++)
+        op_name_of[i] = -1;
+    if (sqlite3_prepare_v2(db, "SELECT id, name FROM ops ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    while (sqlite3_step(st) == SQLITE_ROW && res->n_ops < COV_MAX_OPS) {
+        int id = sqlite3_column_int(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        if (id < 0 || id > 255 || !name || !op_valid(name))
+            continue;
+        op_name_of[id] = (int)res->n_ops;
+        str_copy(res->ops[res->n_ops++], name, COV_OP_MAX);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT cell, s FROM cells WHERE cell BETWEEN ?1 AND ?2 ORDER BY cell",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    double half_lat = cm / 2.0 / M_PER_DEG_LAT;
+    for (int64_t li = (int64_t)li0; li <= (int64_t)li1; li++) {
+        double rl = row_lat(cm, li);
+        /* Column range of this row: its longitude scale depends on the row's latitude band. */
+        int64_t k0 = key_of(cm, rl, b[0]), k1 = key_of(cm, rl, b[2]);
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, k0);
+        sqlite3_bind_int64(st, 2, k1);
+        int sr;
+        while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t cell = sqlite3_column_int64(st, 0);
+            struct row r;
+            row_from(&r, sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1));
+            for (int i = 0; i < row_count(&r); i++) {
+                int oi = op_name_of[row_rec(&r, i)[0]];
+                struct agg a;
+                if (oi < 0 || (q->op && q->op[0] && strcmp(res->ops[oi], q->op) != 0) ||
+                    !agg_decode(row_rec(&r, i) + 1, AGG_BLOB_LEN, &a) || !(a.n > 0))
+                    continue;
+                if (res->cells >= q->limit) {
+                    res->truncated = true;
+                    rc = 0;
+                    goto out;
+                }
+                struct cov_area_cell ac;
+                memset(&ac, 0, sizeof(ac));
+                cell_from_agg(shell, cell, res->ops[oi], &a, &ac.c);
+                double half_lon = cm / 2.0 / lon_scale(ac.c.lat);
+                ac.lat_min = ac.c.lat - half_lat;
+                ac.lat_max = ac.c.lat + half_lat;
+                ac.lon_min = ac.c.lon - half_lon;
+                ac.lon_max = ac.c.lon + half_lon;
+                ac.rsrp_med_known = agg_median_bucket(&a, M_RSRP, ac.rsrp_med);
+                ac.sinr_med_known = agg_median_bucket(&a, M_SINR, ac.sinr_med);
+                ac.goodput_med_known = agg_median_bucket(&a, M_GOODPUT, ac.goodput_med);
+                res->cells++;
+                if (fn(ctx, &ac) != 0) {
+                    set_err(err, errlen, "coverage: query: stopped by caller");
+                    goto out;
+                }
+            }
+        }
+        if (sr != SQLITE_DONE)
+            goto dberr;
+    }
+    rc = 0;
+    goto out;
+dberr:
+    set_err(err, errlen, "coverage: query %s: %s", path, sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(st);
+    if (in_tx)
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    free(shell);
+    return rc;
 }

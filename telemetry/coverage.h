@@ -50,7 +50,10 @@ struct cov_sample {
     double rsrp_dbm, rsrq_db, sinr_db, rssi_dbm; /* radio, NAN if unknown */
     double goodput_kbps, rtt_ms, loss;           /* tunnel on this link, NAN if unknown */
     bool outage;                                 /* the tunnel had no path on this link */
+    uint32_t fix_age_ms; /* how old the position was when this sample was taken (0 = fresh);
+                            older than COV_MAX_FIX_AGE_MS = a stale fix, refused */
 };
+#define COV_MAX_FIX_AGE_MS 5000
 
 struct coverage_params {
     double cell_m;              /* cell edge in metres (default 50, 5..1000); fixed per database */
@@ -95,6 +98,7 @@ struct coverage_stats {
     uint64_t geo_cells;  /* geographic cells (database rows, each with its learned path) */
     uint64_t samples;    /* accepted samples, ever (committed) */
     uint64_t rejected;   /* rejected since open */
+    unsigned rebuilds;   /* damaged databases set aside (and started anew) while running */
     uint64_t file_bytes; /* database + WAL */
     unsigned n_ops;
     char ops[COV_MAX_OPS][COV_OP_MAX];
@@ -161,5 +165,42 @@ const struct coverage_params *coverage_params_of(const struct coverage_map *m);
 /* The map's mutex, held by coverage_predict() across its many look-ups. */
 void coverage_lock(struct coverage_map *m);
 void coverage_unlock(struct coverage_map *m);
+
+/* ---- read-only area query (dashboard, appended) ---------------------------------------------
+ * Reads the committed map through its OWN read-only sqlite connection, opened and closed per
+ * call: it never takes the map's mutex (the steer thread's add/predict never wait for a
+ * dashboard client), and WAL lets it read while the steer thread commits. Aggregates still in
+ * the writer's cache (at most commit_interval_s old) are not visible. */
+struct cov_area_query {
+    double bbox[4];    /* min_lon, min_lat, max_lon, max_lat; every cell intersecting it */
+    const char *op;    /* NULL/"" = every operator, else only this one */
+    unsigned limit;    /* at most this many (cell, operator) entries, 1..1000000 */
+    unsigned max_rows; /* refuse boxes taller than this many cell rows (0 = 20000) */
+    const struct coverage_params *params; /* judging thresholds; NULL = defaults */
+};
+struct cov_area_cell {
+    struct cov_cell c;                         /* centre, operator, statistics, quality, dead */
+    double lat_min, lat_max, lon_min, lon_max; /* cell bounds */
+    /* The 4-bucket histogram's median bucket as [lo, hi) (robust to outliers; NAN = open end
+     * or unknown, known=false when the metric was never seen). Bucket edges: docs/coverage.md. */
+    bool rsrp_med_known, sinr_med_known, goodput_med_known;
+    double rsrp_med[2], sinr_med[2], goodput_med[2];
+};
+struct cov_area_result {
+    double cell_m;
+    unsigned cells; /* entries handed to fn */
+    bool truncated; /* more entries than limit intersect the box */
+    unsigned n_ops; /* operators known to the map */
+    char ops[COV_MAX_OPS][COV_OP_MAX];
+};
+/* Called per entry, south to north, west to east, operators in map order. Non-zero stops
+ * (the query then returns -1 with err "stopped by caller"). */
+typedef int (*cov_area_fn)(void *ctx, const struct cov_area_cell *c);
+#define COV_QUERY_NO_MAP 1
+/* Query the database file at path (e.g. "<data_dir>/coverage.db"). 0 = done (res filled),
+ * COV_QUERY_NO_MAP = no such file or not a coverage map yet, -1 = bad query or database error
+ * (err names what). Never creates or modifies the file. */
+int coverage_query_area(const char *path, const struct cov_area_query *q, cov_area_fn fn, void *ctx,
+                        struct cov_area_result *res, char *err, size_t errlen);
 
 #endif

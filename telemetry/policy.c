@@ -5,7 +5,8 @@
  *   2. live strongly good where the map claims a dead zone NOW             -> the map is ignored
  *      for override_s (live wins over the map)
  *   3. operator predicted dead within the lead time (drain + margin), or predicted far below
- *      the best other operator (with an entry/exit hysteresis band)         -> draining for the
+ *      the best other operator among the links active at full weight (with an entry/exit
+ *      hysteresis band)                                                     -> draining for the
  *      drain time (weight 0, in-flight packets finish), then disabled-predicted
  *   4. a draining/disabled link comes back only after live probes AND the prediction have been
  *      good for ease_in_s, and then ramps its weight up at ramp_per_s (no flapping)
@@ -119,8 +120,9 @@ static double since_s(uint64_t now, uint64_t t)
 
 static void judge_link(const struct policy_params *p, uint64_t now, const struct policy_link_in *in,
                        size_t n, size_t i, const struct policy_pred *preds, size_t n_preds,
-                       struct policy_link_state *s, struct judge *j)
+                       struct policy_link_state *all, struct judge *j)
 {
+    struct policy_link_state *s = &all[i];
     const struct policy_link_in *l = &in[i];
     memset(j, 0, sizeof(*j));
     j->pr = find_pred(p, preds, n_preds, l->op);
@@ -147,6 +149,11 @@ static void judge_link(const struct policy_params *p, uint64_t now, const struct
     j->best_other = NAN;
     for (size_t k = 0; k < n; k++) {
         if (k == i || strcmp(in[k].op, l->op) == 0 || !in[k].up)
+            continue;
+        /* "Far below the others" means the others can take its traffic NOW: a link that is
+         * itself off or still easing back in cannot (the route replay lost packets when one link
+         * drained onto another that had just come back at a third of its weight). */
+        if (all[k].initialised && (all[k].state != POLICY_ACTIVE || all[k].weight < 1.0))
             continue;
         const struct policy_pred *o = find_pred(p, preds, n_preds, in[k].op);
         double oq = o ? q_within(o, lead_s) : NAN;
@@ -239,7 +246,7 @@ void policy_decide(const struct policy_params *prm, uint64_t now_ms,
         prev[i] = s->state;
         double dt = now_ms > s->last_ms ? (now_ms - s->last_ms) / 1000.0 : 0.0;
         s->last_ms = now_ms;
-        judge_link(prm, now_ms, in, n, i, preds, n_preds, s, j);
+        judge_link(prm, now_ms, in, n, i, preds, n_preds, st, j);
         double drain_s = isfinite(l->drain_ms) && l->drain_ms > 0 ? l->drain_ms / 1000.0 : 0.0;
 
         /* Back from a live outage the link has to carry traffic again (probes answered, low

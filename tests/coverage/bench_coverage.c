@@ -97,6 +97,32 @@ int main(int argc, char **argv)
     struct coverage_stats st;
     coverage_get_stats(m, &st, err, sizeof(err));
     uint64_t t1 = mono_ms();
+    /* What the steer thread pays once a second: a 60 s look-ahead along the learned path on
+     * this map, from points along the first line (cold and warm sqlite pages alike). */
+    static struct cov_prediction pred;
+    double p_sum = 0, p_max = 0, learned = 0, cells = 0;
+    int p_n = 0;
+    /* along the third line (eastbound, 2.2 km north): the first one runs exactly on 55.0 N, a
+     * 1-degree band edge where the noise makes the cell columns jump (docs/coverage.md) */
+    double plat, plon;
+    cov_destination(55.0, 37.0, 0.0, 2.0 * leg_m, &plat, &plon);
+    for (int k = 0; k < 1000; k++) {
+        /* small steps east like the route itself (one long great-circle jump would drift
+         * south of the line: 280 m after 50 km) */
+        for (int q = 0; q < 4; q++)
+            cov_destination(plat, plon, 90.0, 24.25, &plat, &plon);
+        uint64_t a = mono_ns();
+        if (coverage_predict(m, plat, plon, speed, 90.0, 60.0, &pred, err, sizeof(err)) != 0) {
+            fprintf(stderr, "predict: %s\n", err);
+            return 1;
+        }
+        double us = (mono_ns() - a) / 1000.0;
+        p_sum += us;
+        p_max = us > p_max ? us : p_max;
+        learned += pred.learned_frac;
+        cells += pred.n_cells;
+        p_n++;
+    }
     coverage_close(m); /* checkpoints the WAL into the main file */
     struct stat sb;
     uint64_t bytes = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
@@ -111,6 +137,9 @@ int main(int argc, char **argv)
     printf("bytes/cell       %.1f per (cell, operator) aggregate, %.1f per geographic cell "
            "(learned path included)\n",
            per_row, st.geo_cells ? (double)bytes / st.geo_cells : 0.0);
+    printf("predict 60 s     %.0f us mean, %.0f us max over %d calls; %.0f cells walked, %.0f %% "
+           "along the learned path\n",
+           p_sum / p_n, p_max, p_n, cells / p_n, 100.0 * learned / p_n);
     printf("10000 km x 4 ops %.1f MB (budget 100 MB): %s\n", proj / 1e6,
            proj <= 100e6 ? "OK" : "OVER BUDGET");
     if (dir[0]) {

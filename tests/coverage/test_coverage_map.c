@@ -271,6 +271,13 @@ static void test_bad_input(void)
     b.utc = 0;
     CHECK_INT(coverage_add_sample(m, &b, err, sizeof(err)), 1);
     b = s;
+    b.fix_age_ms = COV_MAX_FIX_AGE_MS + 1; /* stale */
+    CHECK_INT(coverage_add_sample(m, &b, err, sizeof(err)), 1);
+    CHECK(strstr(err, "stale") != NULL);
+    b.fix_age_ms = COV_MAX_FIX_AGE_MS; /* old but usable */
+    b.utc += 1;
+    CHECK_INT(coverage_add_sample(m, &b, err, sizeof(err)), 0);
+    b = s;
     b.lat = 95;
     CHECK_INT(coverage_add_sample(m, &b, err, sizeof(err)), 1);
     /* clock backwards */
@@ -298,11 +305,12 @@ static void test_bad_input(void)
             accepted_at = i;
     }
     CHECK_INT(accepted_at, 4);
-    /* nothing bad reached the map: only 250-01 cells at the two good places + the re-anchor */
+    /* nothing bad reached the map: only 250-01 cells at the two good places (one of them twice:
+     * the 5 s old fix) + the re-anchor */
     struct coverage_stats st;
     CHECK_INT(coverage_flush(m, err, sizeof(err)), 0);
     CHECK_INT(coverage_get_stats(m, &st, err, sizeof(err)), 0);
-    CHECK_INT(st.samples, 3);
+    CHECK_INT(st.samples, 4);
     CHECK(st.rejected >= 14);
     CHECK_INT(st.n_ops, 1);
     coverage_close(m);
@@ -560,6 +568,100 @@ static void test_corrupt(void)
     CHECK_INT(coverage_open("", NULL, &x, err, sizeof(err)), -1);
 }
 
+/* The wall clock jumps forward (NTP after a cold start, a GPS week rollover fixed): the sample
+ * counts, but no learned path bridges the jump, and the clock going back is refused. */
+static void test_clock_jump(void)
+{
+    struct coverage_map *m = open_map("clock.db", NULL);
+    if (!m)
+        return;
+    char err[256];
+    struct cov_sample a, b, c;
+    route_sample(&a, "250-01", 3, 0, 20, false, ROUTE_UTC0);
+    route_sample(&b, "250-01", 3, 60, 20, false, ROUTE_UTC0 + 3);
+    route_sample(&c, "250-01", 3, 120, 20, false, ROUTE_UTC0 + 3 + 86400);
+    CHECK_INT(coverage_add_sample(m, &a, err, sizeof(err)), 0);
+    CHECK_INT(coverage_add_sample(m, &b, err, sizeof(err)), 0);
+    CHECK_INT(coverage_add_sample(m, &c, err, sizeof(err)), 0);
+    int64_t ka = coverage_cell_key(m, a.lat, a.lon), kb = coverage_cell_key(m, b.lat, b.lon);
+    int64_t next[4];
+    double w[4];
+    CHECK_INT(coverage_path_next(m, ka, next, w, 4), 1); /* a -> b learned */
+    CHECK(next[0] == kb);
+    CHECK_INT(coverage_path_next(m, kb, next, w, 4), 0); /* nothing across the jump */
+    /* back to before the jump: refused */
+    struct cov_sample d = b;
+    d.utc = ROUTE_UTC0 + 4;
+    CHECK_INT(coverage_add_sample(m, &d, err, sizeof(err)), 1);
+    CHECK(strstr(err, "backwards") != NULL);
+    coverage_close(m);
+}
+
+/* The file is damaged WHILE the map is open (a bad sector, a stray write): the map notices on
+ * its next read, sets the file aside, carries on with a new one, and never crashes. */
+static void test_corrupt_running(void)
+{
+    char path[512], err[256];
+    struct coverage_map *m = open_map("live.db", NULL);
+    if (!m)
+        return;
+    fill(m, 1, 2, 0); /* 3 km x 2 operators, committed */
+    tpath(path, sizeof(path), "live.db");
+    /* Another connection checkpoints everything into the main file ... */
+    sqlite3 *db2;
+    CHECK_INT(sqlite3_open(path, &db2), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db2, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+    /* ... the b-tree pages get overwritten behind the map's back ... */
+    FILE *f = fopen(path, "r+");
+    CHECK(f != NULL);
+    if (f) {
+        for (int pg = 1; pg < 12; pg++) {
+            fseek(f, 4096L * pg, SEEK_SET);
+            for (int i = 0; i < 4096; i++)
+                fputc((i * 31 + pg) & 0xff, f);
+        }
+        fclose(f);
+    }
+    /* ... and a change of the header only (page 1) makes the map's connection drop its page
+     * cache, so its next look-up reads the damaged pages from the file. */
+    sqlite3_exec(db2, "PRAGMA user_version=7", NULL, NULL, NULL);
+    sqlite3_close(db2);
+    CHECK_INT(count_corrupt("live.db"), 0);
+
+    /* samples at a new place: the first ones fail (the damage is found), then the map is new */
+    int failed = 0, ok = 0;
+    for (int i = 0; i < 20; i++) {
+        struct cov_sample s;
+        route_sample(&s, "250-01", 9, 5000 + i * 20.0, 20, false, ROUTE_UTC0 + 90000 + i);
+        int rc = coverage_add_sample(m, &s, err, sizeof(err));
+        failed += rc != 0;
+        ok += rc == 0;
+    }
+    CHECK(failed >= 1 && failed <= 2);
+    CHECK(ok >= 18);
+    CHECK_INT(count_corrupt("live.db"), 1);
+    struct coverage_stats st;
+    CHECK_INT(coverage_flush(m, err, sizeof(err)), 0);
+    CHECK_INT(coverage_get_stats(m, &st, err, sizeof(err)), 0);
+    CHECK_INT(st.rebuilds, 1);
+    CHECK_INT((int)st.samples, ok); /* only what came after the rebuild */
+    CHECK_INT(st.n_ops, 1);
+    /* the new map predicts from what it has learned since, and a look-up still works */
+    struct cov_cell c;
+    double lat, lon;
+    route_pos(5000 + 5 * 20.0, &lat, &lon);
+    CHECK_INT(coverage_lookup(m, lat, lon, "250-01", &c, err, sizeof(err)), 1);
+    coverage_close(m);
+    /* and the new file is a healthy map on the next start */
+    m = open_map("live.db", NULL);
+    CHECK_INT(count_corrupt("live.db"), 1);
+    if (m) {
+        CHECK_INT(coverage_get_stats(m, &st, err, sizeof(err)), 0);
+        CHECK_INT((int)st.samples, ok);
+        coverage_close(m);
+    }
+}
+
 /* 80 km of 4 operators = ~1600 cells per stretch; the stretch driven first (older last_seen)
  * is what goes when the bound is hit. */
 static void drive_stretch(struct coverage_map *m, double lat0, int64_t utc0)
@@ -641,6 +743,8 @@ int main(void)
     test_bad_input();
     test_export_import();
     test_corrupt();
+    test_corrupt_running();
+    test_clock_jump();
     test_prune();
     test_import_garbage();
     char cmd[300];

@@ -176,6 +176,33 @@ static void test_far_below(void)
     w.pr[0] = pred("250-01", 0.35, INFINITY);
     step(&w, 1);
     CHECK_INT(w.out[0].state, POLICY_ACTIVE);
+    /* "far below" needs others that can take the traffic now: with beeline off (predicted
+     * dead) and tele2 still easing back in, mts stays; once tele2 is at full weight it goes */
+    world3(&w);
+    w.in[0].drain_ms = 0;
+    w.in[1].drain_ms = 0;
+    w.in[2].drain_ms = 0;
+    step(&w, 0);
+    w.pr[1] = pred("250-99", 0.0, 1);
+    w.pr[2] = pred("250-20", 0.0, 1);
+    step(&w, 1);
+    CHECK_INT(w.out[1].state, POLICY_DISABLED_PREDICTED);
+    CHECK_INT(w.out[2].state, POLICY_DISABLED_PREDICTED);
+    w.pr[2] = pred("250-20", 0.9, INFINITY); /* tele2's zone is behind: it eases back in */
+    for (int i = 0; i < 10 && w.out[2].state != POLICY_ACTIVE; i++)
+        step(&w, 1);
+    CHECK_INT(w.out[2].state, POLICY_ACTIVE);
+    CHECK(w.out[2].weight < 1.0);
+    w.pr[0] = pred("250-01", 0.2, INFINITY); /* far below tele2's 0.9 ... */
+    step(&w, 1);
+    CHECK_INT(w.out[0].state, POLICY_ACTIVE); /* ... but tele2 is at 0.34-0.68 */
+    CHECK_NEAR(w.out[0].weight, 1.0, 1e-9);
+    for (int i = 0; i < 3; i++)
+        step(&w, 1);
+    CHECK_NEAR(w.st[2].weight, 1.0, 1e-9);
+    step(&w, 1);
+    CHECK_INT(w.out[0].state, POLICY_DISABLED_PREDICTED);
+    CHECK(strstr(w.out[0].reason, "far below 0.90 of tele2") != NULL);
 }
 
 static void test_ease_back(void)

@@ -77,7 +77,18 @@ struct emu {
     int evict_next;
     uint64_t sock_drops[2];
     bool quit;
+    /* per direction, the current outage (a "down" period): what it cost, logged when the link
+     * comes back, so a replay can tell the packets in flight at the cut from those the sender
+     * kept sending into the dead link before it noticed (route replay, tests/route) */
+    struct outage {
+        uint64_t since_ns;
+        uint64_t in_flight;        /* dropped from the delivery queue at the cut */
+        uint64_t in_flight_data;   /* ... of them >= OUTAGE_DATA_B */
+        uint64_t sent_in, data_in; /* frames that arrived while down; of them >= OUTAGE_DATA_B */
+        uint64_t last_data_ns;     /* the last such data frame */
+    } out[2];
 };
+#define OUTAGE_DATA_B 200 /* IP bytes: traffic, not the tunnel's small keepalive probes */
 
 static uint32_t slot_get(struct emu *e)
 {
@@ -186,9 +197,33 @@ static void flush_dir(struct emu *e, int d)
     while (h->n) {
         uint32_t i = le_heap_top(h)->idx;
         le_heap_pop(h);
+        e->out[d].in_flight++;
+        if (e->pool[i].len >= ETH_HLEN + OUTAGE_DATA_B)
+            e->out[d].in_flight_data++;
         slot_put(e, i);
         e->dir[d].st.drops[LE_DROP_DOWN]++;
     }
+}
+
+static void outage_begin(struct emu *e, int d, uint64_t now)
+{
+    memset(&e->out[d], 0, sizeof(e->out[d]));
+    e->out[d].since_ns = now;
+}
+
+static void outage_end(struct emu *e, int d, uint64_t now)
+{
+    const struct outage *o = &e->out[d];
+    if (!o->since_ns)
+        return;
+    LOG_I(SUB,
+          "link %u %s: outage of %.0f ms: %llu in flight lost at the cut (%llu data), %llu frames "
+          "sent into it (%llu data >= %d B, the last %.0f ms after the cut)",
+          e->link, d == LE_UL ? "ul" : "dl", (now - o->since_ns) / 1e6,
+          (unsigned long long)o->in_flight, (unsigned long long)o->in_flight_data,
+          (unsigned long long)o->sent_in, (unsigned long long)o->data_in, OUTAGE_DATA_B,
+          o->data_in ? (o->last_data_ns - o->since_ns) / 1e6 : 0.0);
+    e->out[d].since_ns = 0;
 }
 
 static void apply_patch(struct emu *e, const struct le_patch *pt, uint64_t now)
@@ -199,9 +234,14 @@ static void apply_patch(struct emu *e, const struct le_patch *pt, uint64_t now)
         struct le_params p = e->dir[d].p;
         le_patch_apply(pt, &p);
         bool going_down = e->dir[d].p.up && !p.up;
+        bool going_up = !e->dir[d].p.up && p.up;
         le_dir_set(&e->dir[d], &p, now);
-        if (going_down)
+        if (going_down) {
+            outage_begin(e, d, now);
             flush_dir(e, d);
+        }
+        if (going_up)
+            outage_end(e, d, now);
     }
 }
 
@@ -334,7 +374,18 @@ static void rx_burst(struct emu *e, int side)
             continue;
         }
         uint64_t when;
-        if (le_dir_admit(dir, &e->rng, now, ip, &when) != LE_PASS) {
+        enum le_verdict v = le_dir_admit(dir, &e->rng, now, ip, &when);
+        if (v == LE_DROP_DOWN && e->out[d].since_ns && now < e->out[d].since_ns) {
+            e->out[d].in_flight++; /* arrived before the cut, read after it */
+            e->out[d].in_flight_data += ip >= OUTAGE_DATA_B;
+        } else if (v == LE_DROP_DOWN && e->out[d].since_ns) {
+            e->out[d].sent_in++;
+            if (ip >= OUTAGE_DATA_B) {
+                e->out[d].data_in++;
+                e->out[d].last_data_ns = now;
+            }
+        }
+        if (v != LE_PASS) {
             slot_put(e, i);
             continue;
         }

@@ -70,23 +70,20 @@ static void fmt_coord(char *buf, size_t n, double v, bool is_lat)
     snprintf(buf, n, is_lat ? "%02d%08.5f,%c" : "%03d%08.5f,%c", d, m, hemi);
 }
 
-size_t nmea_epoch(char *buf, size_t n, const struct nmea_route *r, int64_t start_utc, unsigned k,
-                  bool fix)
+size_t nmea_epoch_at(char *buf, size_t n, int64_t utc, double lat, double lon, double alt_m,
+                     double speed_mps, double track_deg, bool fix)
 {
-    time_t t = (time_t)(start_utc + k);
+    time_t t = (time_t)utc;
     struct tm tm;
     gmtime_r(&t, &tm);
     char hms[16], dmy[16], la[24], lo[24], body[160];
     snprintf(hms, sizeof(hms), "%02d%02d%02d.00", tm.tm_hour, tm.tm_min, tm.tm_sec);
     snprintf(dmy, sizeof(dmy), "%02d%02d%02d", tm.tm_mday, tm.tm_mon + 1, tm.tm_year % 100);
-    double lat, lon, trk;
-    nmea_route_at(r, (double)k, &lat, &lon, &trk);
     fmt_coord(la, sizeof(la), lat, true);
     fmt_coord(lo, sizeof(lo), lon, false);
     size_t off = 0, w;
     if (fix)
-        snprintf(body, sizeof(body), "GPGGA,%s,%s,%s,1,08,0.9,%.1f,M,0.0,M,,", hms, la, lo,
-                 r->alt_m);
+        snprintf(body, sizeof(body), "GPGGA,%s,%s,%s,1,08,0.9,%.1f,M,0.0,M,,", hms, la, lo, alt_m);
     else
         snprintf(body, sizeof(body), "GPGGA,%s,,,,,0,00,99.9,,M,,M,,", hms);
     if (!(w = nmea_frame(buf + off, n - off, body)))
@@ -101,12 +98,20 @@ size_t nmea_epoch(char *buf, size_t n, const struct nmea_route *r, int64_t start
     off += w;
     if (fix)
         snprintf(body, sizeof(body), "GPRMC,%s,A,%s,%s,%.2f,%.2f,%s,,,A", hms, la, lo,
-                 r->speed_mps * 3600.0 / 1852.0, trk, dmy);
+                 speed_mps * 3600.0 / 1852.0, track_deg, dmy);
     else
         snprintf(body, sizeof(body), "GPRMC,%s,V,,,,,,,%s,,,N", hms, dmy);
     if (!(w = nmea_frame(buf + off, n - off, body)))
         return 0;
     return off + w;
+}
+
+size_t nmea_epoch(char *buf, size_t n, const struct nmea_route *r, int64_t start_utc, unsigned k,
+                  bool fix)
+{
+    double lat, lon, trk;
+    nmea_route_at(r, (double)k, &lat, &lon, &trk);
+    return nmea_epoch_at(buf, n, start_utc + k, lat, lon, r->alt_m, r->speed_mps, trk, fix);
 }
 
 int nmea_write_route(const char *path, const struct nmea_route *r, int64_t start_utc,

@@ -39,6 +39,10 @@ unsigned nmea_checksum(const char *body);
 size_t nmea_epoch(char *buf, size_t n, const struct nmea_route *r, int64_t start_utc, unsigned k,
                   bool fix);
 
+/* The three sentences of one epoch at an explicit position (speed profiles, route replay). */
+size_t nmea_epoch_at(char *buf, size_t n, int64_t utc, double lat, double lon, double alt_m,
+                     double speed_mps, double track_deg, bool fix);
+
 /* Write epochs [first, last) to path (truncating it). 0, or -1 with a message. */
 int nmea_write_route(const char *path, const struct nmea_route *r, int64_t start_utc,
                      unsigned first, unsigned last, const struct nmea_gap *gaps, size_t ngaps,
