@@ -131,6 +131,10 @@ void agg_client_set_weights(struct agg_client *c, const double *weights, unsigne
  * taken over within a second: the current hub stays if the new list has it. */
 int agg_client_set_hubs(struct agg_client *c, const char (*hubs)[AGG_ADDR_LEN], unsigned n,
                         char *err, size_t errlen);
+/* Replace the traffic classes (configuration reload): checked here (0, or -1 with err), in
+ * force within a second on both ends (the hub gets the table at once). */
+int agg_client_set_classes(struct agg_client *c, const struct agg_class *classes, unsigned n,
+                           char *err, size_t errlen);
 void agg_client_get_stats(struct agg_client *c, struct agg_client_stats *out);
 
 /* ---- hub ------------------------------------------------------------------------------------ */

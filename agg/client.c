@@ -1,8 +1,9 @@
 /* client: the vehicle side of the bonded tunnel (see agg.h).
  *
- * One data-plane thread: epoll over the TUN device, one UDP socket per link, a 2 ms timerfd and
- * an eventfd for stop. Nothing in it blocks: sockets and TUN are non-blocking, a full socket or
- * TUN queue drops (counted), and the policy/stats threads only touch a mutex-protected copy.
+ * One data-plane thread (dploop, agg/udplink.h): epoll over the TUN device, one UDP socket per
+ * link, a 2 ms timerfd and an eventfd for stop. Nothing in it blocks: sockets and TUN are
+ * non-blocking, a full socket or TUN queue drops (counted), and the policy/stats threads only touch
+ * a mutex-protected copy.
  *
  * Hub handling: the handshake initiation goes out on every link at once (the hub answers the
  * first copy; the others are replays by timestamp); the hub is "answering" while any
@@ -18,10 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,8 +35,6 @@
 #define HUB_TIMEOUT_MS 3000
 #define BATCH          64
 #define EV_TUN         (1ull << 32)
-#define EV_TIMER       (2ull << 32)
-#define EV_STOP        (3ull << 32)
 #define EV_LINK        (4ull << 32)
 
 struct clink {
@@ -50,9 +46,8 @@ struct clink {
 struct agg_client {
     struct agg_client_config cfg;
     struct agg_callbacks cb;
-    pthread_t thr;
-    bool started;
-    int epfd, tfd, efd, tun;
+    struct dploop loop;
+    int tun;
     unsigned inner_mtu;
     uint32_t tun_addr_be;
 
@@ -80,6 +75,9 @@ struct agg_client {
     struct agg_client_stats snap;
     double weights[AGG_MAX_LINKS];
     bool weights_dirty;
+    /* A new class table (configuration reload), taken over within a second. */
+    struct ctrl_classes new_classes;
+    bool classes_dirty;
     /* A new hub list (provisioning), taken over by the data-plane thread within a second. */
     char new_hubs[AGG_MAX_HUBS][AGG_ADDR_LEN];
     unsigned n_new_hubs;
@@ -213,7 +211,7 @@ static void open_links(struct agg_client *c, uint64_t now_ms)
             continue;
         if (l->fd >= 0) { /* the modem got a new address: rebind */
             LOG_I(SUB, "link %s: address changed, reopening", lc->name);
-            epoll_ctl(c->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+            dploop_del(&c->loop, l->fd);
             close(l->fd);
             l->fd = -1;
             /* The bond must not keep a closed (and soon reused) descriptor. */
@@ -225,8 +223,7 @@ static void open_links(struct agg_client *c, uint64_t now_ms)
             LOG_D(SUB, "%s", err);
             continue;
         }
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_LINK | lc->link_id};
-        if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (dploop_add(&c->loop, fd, EV_LINK | lc->link_id) != 0) {
             close(fd);
             continue;
         }
@@ -422,12 +419,33 @@ static void apply_hubs(struct agg_client *c, uint64_t now_ms)
     select_hub(c, 0, now_ms);
 }
 
+/* Take over a new class table: applied here and sent to the hub at once. */
+static void apply_classes_update(struct agg_client *c, uint64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    bool dirty = c->classes_dirty;
+    struct ctrl_classes t = c->new_classes;
+    c->classes_dirty = false;
+    pthread_mutex_unlock(&c->mu);
+    if (!dirty)
+        return;
+    c->classes = t;
+    c->cfg.n_classes = t.n;
+    bond_set_classes(&c->bond, &c->classes, false, c->cls);
+    if (c->hstate == AGG_HUB_CONNECTED) {
+        bond_send_classes(&c->bond, &c->classes);
+        c->last_classes_ms = now_ms;
+    }
+    LOG_I(SUB, "traffic classes: %u in force", t.n);
+}
+
 static void on_tick(struct agg_client *c, uint64_t now_us)
 {
     uint64_t now_ms = now_us / 1000;
     if (now_ms - c->last_sec_ms >= 1000) {
         c->last_sec_ms = now_ms;
         apply_hubs(c, now_ms);
+        apply_classes_update(c, now_ms);
         open_links(c, now_ms);
     }
     if (c->prev && now_ms > c->prev_until_ms) {
@@ -467,56 +485,29 @@ static void on_tick(struct agg_client *c, uint64_t now_us)
     }
 }
 
-static void *run(void *arg)
+static void on_event(void *ctx, uint64_t tag, uint64_t now_us)
 {
-    struct agg_client *c = arg;
-    struct epoll_event evs[16];
-    for (;;) {
-        int n = epoll_wait(c->epfd, evs, 16, 1000);
-        if (n < 0 && errno != EINTR)
-            break;
-        uint64_t now_us = mono_ns() / 1000;
-        /* The timer goes last: after a stall (CPU contention) the probe replies and feedback
-         * waiting in the link sockets must be read before the liveness check, or a link is
-         * declared down for silence that was ours, not the link's (seen in the lab: two links
-         * down at the same instant when a download started, estimates re-learnt from 1/4). */
-        bool tick = false;
-        for (int i = 0; i < n; i++) {
-            uint64_t tag = evs[i].data.u64;
-            uint64_t kind = tag & ~0xffffffffull;
-            if (kind == EV_STOP) {
-                return NULL;
-            } else if (kind == EV_TIMER) {
-                uint64_t x;
-                if (read(c->tfd, &x, sizeof(x)) < 0) {
-                    /* spurious wakeup: nothing to do */
-                }
-                tick = true;
-            } else if (kind == EV_TUN) {
-                on_tun_readable(c, now_us);
-            } else if (kind == EV_LINK) {
-                on_link_readable(c, (uint8_t)(tag & 0xff), now_us);
-            }
-        }
-        if (tick)
-            on_tick(c, mono_ns() / 1000);
-    }
-    return NULL;
+    struct agg_client *c = ctx;
+    uint64_t kind = tag & ~0xffffffffull;
+    if (kind == EV_TUN)
+        on_tun_readable(c, now_us);
+    else if (kind == EV_LINK)
+        on_link_readable(c, (uint8_t)(tag & 0xff), now_us);
+}
+
+static void on_loop_tick(void *ctx, uint64_t now_us)
+{
+    on_tick(ctx, now_us);
 }
 
 static void client_free(struct agg_client *c)
 {
+    dploop_close(&c->loop); /* joins the thread first, if it runs */
     for (unsigned i = 0; i < AGG_MAX_LINKS; i++)
         if (c->lk[i].fd >= 0)
             close(c->lk[i].fd);
     if (c->tun >= 0)
         close(c->tun);
-    if (c->tfd >= 0)
-        close(c->tfd);
-    if (c->efd >= 0)
-        close(c->efd);
-    if (c->epfd >= 0)
-        close(c->epfd);
     bond_free(&c->bond);
     sess_free(c->sess);
     sess_free(c->prev);
@@ -524,6 +515,45 @@ static void client_free(struct agg_client *c)
     sodium_memzero(c->cfg.private_key, sizeof(c->cfg.private_key));
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+static int check_classes(const struct agg_class *cl, unsigned n, char *err, size_t errlen)
+{
+    if (n > AGG_MAX_CLASSES - 1) {
+        snprintf(err, errlen, "tunnel: at most %d classes", AGG_MAX_CLASSES - 1);
+        return -1;
+    }
+    struct tun_class tc;
+    for (unsigned i = 0; i < n; i++)
+        if (tun_class_parse(&cl[i], &tc, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+/* The configured classes as the table both ends apply (checked by check_classes). */
+static void build_classes(const struct agg_class *cl, unsigned n, struct ctrl_classes *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->n = (uint8_t)n;
+    for (unsigned i = 0; i < n; i++) {
+        const struct agg_class *ac = &cl[i];
+        struct ctrl_class *k = &t->c[i];
+        uint32_t net_be = 0;
+        unsigned plen = 0;
+        if (ac->src_subnet[0])
+            tun_parse_prefix(ac->src_subnet, &net_be, &plen);
+        k->pfx = (uint8_t)plen;
+        k->net = plen ? ntohl(net_be) & (0xffffffffu << (32 - plen)) : 0;
+        k->dscp = (int8_t)ac->dscp;
+        k->mode = ac->mode == AGG_MODE_FAILOVER    ? SCHED_FAILOVER
+                  : ac->mode == AGG_MODE_REDUNDANT ? SCHED_REDUNDANT
+                                                   : SCHED_BOND;
+        k->passenger = ac->passenger ? 1 : 0;
+        k->rate_kbps = ac->rate_kbps;
+        for (unsigned r = 0; r < ac->n_failover && r < AGG_MAX_LINKS; r++)
+            if (ac->failover_order[r] < AGG_MAX_LINKS)
+                k->order[k->n_order++] = ac->failover_order[r];
+    }
 }
 
 int agg_client_start(const struct agg_client_config *cfg, const struct agg_callbacks *cb,
@@ -565,7 +595,8 @@ int agg_client_start(const struct agg_client_config *cfg, const struct agg_callb
     c->cfg = *cfg;
     if (cb)
         c->cb = *cb;
-    c->epfd = c->tfd = c->efd = c->tun = -1;
+    dploop_init(&c->loop);
+    c->tun = -1;
     for (unsigned i = 0; i < AGG_MAX_LINKS; i++) {
         c->lk[i].fd = -1;
         c->weights[i] = 1.0;
@@ -578,35 +609,13 @@ int agg_client_start(const struct agg_client_config *cfg, const struct agg_callb
         snprintf(err, errlen, "tunnel: address '%s' is not a.b.c.d/nn", cfg->address);
         goto fail;
     }
-    for (unsigned i = 0; i < cfg->n_classes; i++) {
-        if (tun_class_parse(&cfg->classes[i], &c->cls[i], err, errlen) != 0)
-            goto fail;
-    }
+    if (check_classes(cfg->classes, cfg->n_classes, err, errlen) != 0)
+        goto fail;
     if (bond_init(&c->bond, c->inner_mtu, cfg->lz4, deliver, c, err, errlen) != 0)
         goto fail;
     c->bond.frag_mtu = frag_mtu;
     /* One class table for both ends: applied here, sent to the hub for the downlink. */
-    c->classes.n = (uint8_t)cfg->n_classes;
-    for (unsigned i = 0; i < cfg->n_classes; i++) {
-        const struct agg_class *ac = &cfg->classes[i];
-        struct ctrl_class *k = &c->classes.c[i];
-        uint32_t net_be = 0;
-        unsigned plen = 0;
-        if (ac->src_subnet[0])
-            tun_parse_prefix(ac->src_subnet, &net_be, &plen); /* validated just above */
-        k->pfx = (uint8_t)plen;
-        k->net = plen ? ntohl(net_be) & (0xffffffffu << (32 - plen)) : 0;
-        k->dscp = (int8_t)ac->dscp;
-        k->mode = ac->mode == AGG_MODE_FAILOVER    ? SCHED_FAILOVER
-                  : ac->mode == AGG_MODE_REDUNDANT ? SCHED_REDUNDANT
-                                                   : SCHED_BOND;
-        k->passenger = ac->passenger ? 1 : 0;
-        k->rate_kbps = ac->rate_kbps;
-        k->n_order = 0;
-        for (unsigned r = 0; r < ac->n_failover && r < AGG_MAX_LINKS; r++)
-            if (ac->failover_order[r] < AGG_MAX_LINKS)
-                k->order[k->n_order++] = ac->failover_order[r];
-    }
+    build_classes(cfg->classes, cfg->n_classes, &c->classes);
     bond_set_classes(&c->bond, &c->classes, false, c->cls);
     if (hs_initiator_init(&c->ini, cfg->private_key, cfg->hub_public_key, true) != 0) {
         snprintf(err, errlen, "tunnel: handshake init failed (bad key?)");
@@ -615,22 +624,9 @@ int agg_client_start(const struct agg_client_config *cfg, const struct agg_callb
     c->tun = tun_open(cfg->tun_name, cfg->address, c->inner_mtu, err, errlen);
     if (c->tun < 0)
         goto fail;
-    c->epfd = epoll_create1(EPOLL_CLOEXEC);
-    c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->epfd < 0 || c->tfd < 0 || c->efd < 0) {
-        snprintf(err, errlen, "tunnel: epoll/timerfd/eventfd: %s", strerror(errno));
+    if (dploop_open(&c->loop, TICK_US, "tunnel", err, errlen) != 0 ||
+        dploop_add(&c->loop, c->tun, EV_TUN) != 0)
         goto fail;
-    }
-    struct itimerspec its = {.it_interval = {0, TICK_US * 1000}, .it_value = {0, TICK_US * 1000}};
-    timerfd_settime(c->tfd, 0, &its, NULL);
-    struct epoll_event ev = {.events = EPOLLIN};
-    ev.data.u64 = EV_TUN;
-    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->tun, &ev);
-    ev.data.u64 = EV_TIMER;
-    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->tfd, &ev);
-    ev.data.u64 = EV_STOP;
-    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->efd, &ev);
     uint64_t now_ms = mono_ms();
     c->last_sec_ms = now_ms;
     if (udplink_parse_addr(cfg->hubs[0], &c->hub) != 0)
@@ -638,11 +634,12 @@ int agg_client_start(const struct agg_client_config *cfg, const struct agg_callb
     open_links(c, now_ms);
     select_hub(c, 0, now_ms);
     publish(c);
-    if (pthread_create(&c->thr, NULL, run, c) != 0) {
-        snprintf(err, errlen, "tunnel: pthread_create failed");
+    c->loop.on_event = on_event;
+    c->loop.on_tick = on_loop_tick;
+    c->loop.ctx = c;
+    c->loop.alive = "tunnel";
+    if (dploop_start(&c->loop, "tunnel", err, errlen) != 0)
         goto fail;
-    }
-    c->started = true;
     *out = c;
     return 0;
 fail:
@@ -654,13 +651,7 @@ void agg_client_stop(struct agg_client *c)
 {
     if (!c)
         return;
-    if (c->started) {
-        uint64_t one = 1;
-        if (write(c->efd, &one, sizeof(one)) < 0)
-            LOG_W(SUB, "stop: eventfd write failed");
-        pthread_join(c->thr, NULL);
-    }
-    client_free(c);
+    client_free(c); /* stops and joins the data-plane thread first */
 }
 
 void agg_client_set_weights(struct agg_client *c, const double *weights, unsigned n)
@@ -692,6 +683,20 @@ int agg_client_set_hubs(struct agg_client *c, const char (*hubs)[AGG_ADDR_LEN], 
         str_copy(c->new_hubs[i], hubs[i], AGG_ADDR_LEN);
     c->n_new_hubs = n;
     c->hubs_dirty = true;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+int agg_client_set_classes(struct agg_client *c, const struct agg_class *classes, unsigned n,
+                           char *err, size_t errlen)
+{
+    if (check_classes(classes, n, err, errlen) != 0)
+        return -1;
+    struct ctrl_classes t;
+    build_classes(classes, n, &t);
+    pthread_mutex_lock(&c->mu);
+    c->new_classes = t;
+    c->classes_dirty = true;
     pthread_mutex_unlock(&c->mu);
     return 0;
 }

@@ -15,10 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "agg/crypto.h"
@@ -33,8 +30,6 @@
 #define IDLE_FREE_MS 60000
 #define EV_UDP       1
 #define EV_TUN       2
-#define EV_TIMER     3
-#define EV_STOP      4
 
 struct vehicle {
     struct agg_vehicle_config cfg;
@@ -61,11 +56,10 @@ struct agg_hub {
     uint32_t *sess_map; /* session id -> vehicle index + 1 */
     uint16_t next_sid;
     struct hs_responder resp;
-    int udp, tun, epfd, tfd, efd;
+    int udp, tun;
+    struct dploop loop;
     unsigned inner_mtu;
     unsigned frag_mtu; /* downlink packets over this are split (0 = never) */
-    pthread_t thr;
-    bool started;
     uint64_t last_pub_ms;
     struct agg_hub_stats st;
     pthread_mutex_t mu;
@@ -96,19 +90,9 @@ static void sess_drop(struct agg_hub *h, struct wire_session **sp)
     *sp = NULL;
 }
 
-static uint32_t hash32(uint32_t x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-
 static struct vehicle *by_addr(struct agg_hub *h, uint32_t addr_be)
 {
-    for (uint32_t i = hash32(addr_be) & h->addr_mask;; i = (i + 1) & h->addr_mask) {
+    for (uint32_t i = prefix_mix32(addr_be) & h->addr_mask;; i = (i + 1) & h->addr_mask) {
         uint32_t v = h->addr_tab[i];
         if (v == 0)
             return NULL;
@@ -381,52 +365,27 @@ static void on_tick(struct agg_hub *h, uint64_t now_us)
     }
 }
 
-static void *run(void *arg)
+static void on_event(void *ctx, uint64_t tag, uint64_t now_us)
 {
-    struct agg_hub *h = arg;
-    struct epoll_event evs[8];
-    for (;;) {
-        int n = epoll_wait(h->epfd, evs, 8, 1000);
-        if (n < 0 && errno != EINTR)
-            break;
-        uint64_t now_us = mono_ns() / 1000;
-        /* The timer goes last: answers waiting in the socket after a stall must be read before
-         * the liveness check (see agg/client.c). */
-        bool tick = false;
-        for (int i = 0; i < n; i++) {
-            switch (evs[i].data.u32) {
-            case EV_STOP:
-                return NULL;
-            case EV_TIMER: {
-                uint64_t x;
-                if (read(h->tfd, &x, sizeof(x)) < 0) {
-                    /* spurious */
-                }
-                tick = true;
-                break;
-            }
-            case EV_UDP:
-                on_udp(h, now_us);
-                break;
-            case EV_TUN:
-                on_tun(h, now_us);
-                break;
-            default:
-                break;
-            }
-        }
-        if (tick)
-            on_tick(h, mono_ns() / 1000);
-    }
-    return NULL;
+    struct agg_hub *h = ctx;
+    if (tag == EV_UDP)
+        on_udp(h, now_us);
+    else if (tag == EV_TUN)
+        on_tun(h, now_us);
+}
+
+static void on_loop_tick(void *ctx, uint64_t now_us)
+{
+    on_tick(ctx, now_us);
 }
 
 static void hub_free(struct agg_hub *h)
 {
+    dploop_close(&h->loop); /* joins the thread first, if it runs */
     if (h->veh)
         for (unsigned i = 0; i < h->n_veh; i++)
             vehicle_close(h, &h->veh[i]);
-    int fds[] = {h->udp, h->tun, h->epfd, h->tfd, h->efd};
+    int fds[] = {h->udp, h->tun};
     for (unsigned i = 0; i < ARRAY_LEN(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -507,7 +466,8 @@ int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *
     }
     h->cfg = *cfg;
     h->cfg.vehicles = NULL;
-    h->udp = h->tun = h->epfd = h->tfd = h->efd = -1;
+    h->udp = h->tun = -1;
+    dploop_init(&h->loop);
     pthread_mutex_init(&h->mu, NULL);
     h->inner_mtu = agg_tun_mtu(cfg->path_mtu, cfg->inner_mtu, &h->frag_mtu);
     h->next_sid = (uint16_t)(randombytes_uniform(65535) + 1);
@@ -543,7 +503,7 @@ int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *
         memcpy(v->peer.static_pub, v->cfg.public_key, 32);
         v->peer.allowed = true;
         v->peer.user = v;
-        uint32_t k = hash32(v->addr_be) & h->addr_mask;
+        uint32_t k = prefix_mix32(v->addr_be) & h->addr_mask;
         while (h->addr_tab[k])
             k = (k + 1) & h->addr_mask;
         h->addr_tab[k] = i + 1;
@@ -564,30 +524,15 @@ int agg_hub_start(const struct agg_hub_config *cfg, struct agg_hub **out, char *
         for (unsigned r = 0; r < cfg->vehicles[i].n_routes; r++)
             if (tun_add_route(cfg->tun_name, cfg->vehicles[i].routes[r], err, errlen) != 0)
                 goto fail;
-    h->epfd = epoll_create1(EPOLL_CLOEXEC);
-    h->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (h->epfd < 0 || h->tfd < 0 || h->efd < 0) {
-        snprintf(err, errlen, "hub: epoll/timerfd/eventfd: %s", strerror(errno));
+    if (dploop_open(&h->loop, TICK_US, "hub", err, errlen) != 0 ||
+        dploop_add(&h->loop, h->udp, EV_UDP) != 0 || dploop_add(&h->loop, h->tun, EV_TUN) != 0)
         goto fail;
-    }
-    struct itimerspec its = {.it_interval = {0, TICK_US * 1000}, .it_value = {0, TICK_US * 1000}};
-    timerfd_settime(h->tfd, 0, &its, NULL);
-    struct epoll_event ev = {.events = EPOLLIN};
-    ev.data.u32 = EV_UDP;
-    epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->udp, &ev);
-    ev.data.u32 = EV_TUN;
-    epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->tun, &ev);
-    ev.data.u32 = EV_TIMER;
-    epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->tfd, &ev);
-    ev.data.u32 = EV_STOP;
-    epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->efd, &ev);
     publish(h);
-    if (pthread_create(&h->thr, NULL, run, h) != 0) {
-        snprintf(err, errlen, "hub: pthread_create failed");
+    h->loop.on_event = on_event;
+    h->loop.on_tick = on_loop_tick;
+    h->loop.ctx = h;
+    if (dploop_start(&h->loop, "hub", err, errlen) != 0)
         goto fail;
-    }
-    h->started = true;
     *out = h;
     return 0;
 fail:
@@ -599,13 +544,7 @@ void agg_hub_stop(struct agg_hub *h)
 {
     if (!h)
         return;
-    if (h->started) {
-        uint64_t one = 1;
-        if (write(h->efd, &one, sizeof(one)) < 0)
-            LOG_W(SUB, "stop: eventfd write failed");
-        pthread_join(h->thr, NULL);
-    }
-    hub_free(h);
+    hub_free(h); /* stops and joins the data-plane thread first */
 }
 
 unsigned agg_hub_get_stats(struct agg_hub *h, struct agg_hub_stats *out,

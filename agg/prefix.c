@@ -24,13 +24,7 @@ static uint32_t netmask(unsigned len)
 
 static uint32_t hash(uint32_t net, unsigned len)
 {
-    uint32_t x = net ^ (len * 0x9e3779b9u);
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
+    return prefix_mix32(net ^ (len * 0x9e3779b9u));
 }
 
 struct prefix_table *prefix_new(unsigned max)

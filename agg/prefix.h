@@ -11,6 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A 32-bit integer mixer (lowbias32): spreads addresses over open-addressing tables. */
+static inline uint32_t prefix_mix32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
 struct prefix_table;
 
 /* Room for at most max prefixes. NULL when out of memory. */

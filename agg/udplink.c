@@ -1,6 +1,7 @@
 /* udplink: see udplink.h. */
 #include "agg/udplink.h"
 
+#include "common/alive.h"
 #include "common/common.h"
 
 #include <arpa/inet.h>
@@ -10,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 /* Socket buffers: a 70 Mbit/s link with 150 ms of RTT has ~1.3 MB in flight; the kernel
@@ -127,6 +131,104 @@ int udplink_send(int fd, const struct sockaddr_in *to, const void *buf, size_t l
     return 0;
 }
 
+/* ---- dploop -------------------------------------------------------------------------------- */
+#define DPLOOP_TIMER (1ull << 63)
+#define DPLOOP_STOP  ((1ull << 63) | 1)
+
+void dploop_init(struct dploop *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->epfd = l->tfd = l->efd = -1;
+}
+
+int dploop_open(struct dploop *l, unsigned tick_us, const char *who, char *err, size_t errlen)
+{
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->epfd < 0 || l->tfd < 0 || l->efd < 0) {
+        snprintf(err, errlen, "%s: epoll/timerfd/eventfd: %s", who, strerror(errno));
+        return -1;
+    }
+    struct itimerspec its = {.it_interval = {0, (long)tick_us * 1000},
+                             .it_value = {0, (long)tick_us * 1000}};
+    timerfd_settime(l->tfd, 0, &its, NULL);
+    if (dploop_add(l, l->tfd, DPLOOP_TIMER) != 0 || dploop_add(l, l->efd, DPLOOP_STOP) != 0) {
+        snprintf(err, errlen, "%s: epoll_ctl: %s", who, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int dploop_add(struct dploop *l, int fd, uint64_t tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+    return epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void dploop_del(struct dploop *l, int fd)
+{
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void *dploop_run(void *arg)
+{
+    struct dploop *l = arg;
+    struct epoll_event evs[16];
+    for (;;) {
+        if (l->alive)
+            alive_beat(l->alive, NULL);
+        int n = epoll_wait(l->epfd, evs, 16, 1000);
+        if (n < 0 && errno != EINTR)
+            break;
+        uint64_t now_us = mono_ns() / 1000;
+        bool tick = false;
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == DPLOOP_STOP)
+                return NULL;
+            if (tag == DPLOOP_TIMER) {
+                uint64_t x;
+                if (read(l->tfd, &x, sizeof(x)) < 0) {
+                    /* spurious wakeup: nothing to do */
+                }
+                tick = true;
+            } else {
+                l->on_event(l->ctx, tag, now_us);
+            }
+        }
+        if (tick)
+            l->on_tick(l->ctx, mono_ns() / 1000);
+    }
+    return NULL;
+}
+
+int dploop_start(struct dploop *l, const char *who, char *err, size_t errlen)
+{
+    if (pthread_create(&l->thr, NULL, dploop_run, l) != 0) {
+        snprintf(err, errlen, "%s: pthread_create failed", who);
+        return -1;
+    }
+    l->started = true;
+    return 0;
+}
+
+void dploop_close(struct dploop *l)
+{
+    if (l->started) {
+        uint64_t one = 1;
+        if (write(l->efd, &one, sizeof(one)) < 0)
+            LOG_W("tunnel", "stop: eventfd write failed");
+        pthread_join(l->thr, NULL);
+        l->started = false;
+    }
+    int fds[] = {l->tfd, l->efd, l->epfd};
+    for (unsigned i = 0; i < ARRAY_LEN(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    l->epfd = l->tfd = l->efd = -1;
+}
+
 /* ---- bond ----------------------------------------------------------------------------------- */
 #include <lz4.h>
 #include <stdatomic.h>
@@ -215,8 +317,6 @@ int bond_init(struct bond *b, unsigned inner_mtu, bool lz4, bond_deliver_fn deli
         b->pool_free[i] = BOND_RXPOOL - 1 - i;
     b->n_free = BOND_RXPOOL;
     ctrl_rx_init(&b->crx);
-    for (uint32_t i = 0; i < BOND_TXCOPIES; i++)
-        b->tx[i].seq = UINT64_MAX;
     return 0;
 }
 
@@ -241,6 +341,8 @@ void bond_free(struct bond *b)
     b->pool_len = NULL;
     b->pool_free = NULL;
 }
+
+static void apply_classes(struct bond *b, const struct ctrl_classes *t);
 
 int bond_reset_seq(struct bond *b, char *err, size_t errlen)
 {
@@ -281,9 +383,11 @@ int bond_reset_seq(struct bond *b, char *err, size_t errlen)
     }
     sched_free(b->sched);
     b->sched = s;
+    if (b->classes_set) /* the new scheduler gets the same classes */
+        apply_classes(b, &b->classes);
     ctrl_rx_init(&b->crx);
-    for (uint32_t i = 0; i < BOND_TXCOPIES; i++)
-        b->tx[i].seq = UINT64_MAX;
+    /* Forget the old session's copies: only slots that held one are written (an idle bond's
+     * pages stay untouched). */
     b->last_gaps = 0;
     b->rs_head = b->rs_len = 0;
     b->data_k = b->ctrl_k = 0;
@@ -400,6 +504,11 @@ static int send_one(struct bond *b, uint8_t inner, const uint8_t *data, size_t l
         return -1;
     }
     b->data_k++;
+    /* The slot's copy is the previous user's until the end: invalidate it first so a failed
+     * seal below never leaves an old (or old-session) copy under this sequence. Copies are not
+     * cleared when a session starts (that would touch all 6.6 MB of an idle bond). */
+    struct bond_txcopy *c = &b->tx[seq & (BOND_TXCOPIES - 1)];
+    c->seq1 = 0;
     uint64_t pn = 2 * seq;
     int n = -1;
     if (inner == WIRE_INNER_IP && b->lz4 && len >= WIRE_LZ4_MIN_INPUT &&
@@ -422,8 +531,7 @@ static int send_one(struct bond *b, uint8_t inner, const uint8_t *data, size_t l
         return -1;
     }
     note_pn(b, pn);
-    struct bond_txcopy *c = &b->tx[seq & (BOND_TXCOPIES - 1)];
-    c->seq = seq;
+    c->seq1 = seq + 1;
     c->len = (uint16_t)len;
     c->inner = inner;
     memcpy(c->data, data, len);
@@ -802,8 +910,8 @@ static void pump_resends(struct bond *b, uint64_t now_us)
     while (b->rs_len > 0) {
         uint64_t seq = b->rs_seq[b->rs_head];
         struct bond_txcopy *c = &b->tx[seq & (BOND_TXCOPIES - 1)];
-        if (c->seq != seq || now_us - b->rs_t[b->rs_head] > RESEND_MAX_AGE_US) {
-            if (c->seq == seq)
+        if (c->seq1 != seq + 1 || now_us - b->rs_t[b->rs_head] > RESEND_MAX_AGE_US) {
+            if (c->seq1 == seq + 1)
                 b->resend_expired++;
         } else {
             struct sched_decision d;
@@ -812,7 +920,7 @@ static void pump_resends(struct bond *b, uint64_t now_us)
             if (v == SCHED_DROP_BUDGET)
                 return; /* no room now: keep it and the rest for the next tick */
             if (v == SCHED_SEND) {
-                send_wrapped(b, d.link[0], c->seq, c->inner, c->data, c->len);
+                send_wrapped(b, d.link[0], seq, c->inner, c->data, c->len);
                 b->link[d.link[0]].resent++;
                 b->resent++;
             }
@@ -932,8 +1040,8 @@ void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out
     }
 }
 
-void bond_set_classes(struct bond *b, const struct ctrl_classes *t, bool match_dst,
-                      struct tun_class *cls)
+/* The scheduler side of a class table (also re-applied to each new session's scheduler). */
+static void apply_classes(struct bond *b, const struct ctrl_classes *t)
 {
     for (unsigned i = 0; i < t->n && i + 1 < SCHED_MAX_CLASSES; i++) {
         const struct ctrl_class *k = &t->c[i];
@@ -948,17 +1056,28 @@ void bond_set_classes(struct bond *b, const struct ctrl_classes *t, bool match_d
         for (unsigned r = 0; r < k->n_order; r++)
             sc.link_prio[k->order[r]] = (uint8_t)r;
         sched_set_class(b->sched, i + 1, &sc);
-        uint32_t mask = k->pfx ? 0xffffffffu << (32 - k->pfx) : 0;
-        cls[i].mask_be = htonl(mask);
-        cls[i].net_be = htonl(k->net & mask);
-        cls[i].dscp = k->dscp;
-        cls[i].match_dst = match_dst;
     }
     /* Unclassified traffic (the passengers) yields first when the links shrink. */
     struct sched_class_cfg sc;
     memset(&sc, 0, sizeof(sc));
     sc.priority = t->n > 0 ? 1 : 0;
     sched_set_class(b->sched, 0, &sc);
+}
+
+void bond_set_classes(struct bond *b, const struct ctrl_classes *t, bool match_dst,
+                      struct tun_class *cls)
+{
+    b->classes = *t;
+    b->classes_set = true;
+    apply_classes(b, t);
+    for (unsigned i = 0; i < t->n && i + 1 < SCHED_MAX_CLASSES; i++) {
+        const struct ctrl_class *k = &t->c[i];
+        uint32_t mask = k->pfx ? 0xffffffffu << (32 - k->pfx) : 0;
+        cls[i].mask_be = htonl(mask);
+        cls[i].net_be = htonl(k->net & mask);
+        cls[i].dscp = k->dscp;
+        cls[i].match_dst = match_dst;
+    }
 }
 
 void bond_send_classes(struct bond *b, const struct ctrl_classes *t)

@@ -31,7 +31,35 @@ uint32_t udplink_if_addr(const char *ifname);
  * counts a drop: the data plane never blocks). */
 int udplink_send(int fd, const struct sockaddr_in *to, const void *buf, size_t len);
 
-#endif
+/* ---- dploop: the data-plane thread both engines run -------------------------------------------
+ * epoll over the engine's descriptors, a timerfd tick and an eventfd to stop. on_event gets the
+ * tag the descriptor was added with (the top bit is reserved); on_tick runs after the events of
+ * the same wakeup: after a stall (CPU contention) the probe replies and feedback waiting in the
+ * sockets must be read before the liveness check, or a link is declared down for silence that
+ * was ours (seen in the lab: two links down at once when a download started). A non-NULL
+ * alive kind is beaten (common/alive.h) every wakeup, at least once a second. */
+#include <pthread.h>
+#include <stdbool.h>
+
+struct dploop {
+    int epfd, tfd, efd;
+    pthread_t thr;
+    bool started;
+    void (*on_event)(void *ctx, uint64_t tag, uint64_t now_us);
+    void (*on_tick)(void *ctx, uint64_t now_us);
+    void *ctx;
+    const char *alive;
+};
+/* Creates the descriptors (who names the engine in err). 0 or -1. */
+int dploop_open(struct dploop *l, unsigned tick_us, const char *who, char *err, size_t errlen);
+int dploop_add(struct dploop *l, int fd, uint64_t tag);
+void dploop_del(struct dploop *l, int fd);
+/* Starts the thread with the callbacks set in l. 0 or -1. */
+int dploop_start(struct dploop *l, const char *who, char *err, size_t errlen);
+/* Stops and joins the thread (if started), then closes the descriptors. Safe on a loop that
+ * was only partly opened (fds -1) if it was zeroed with dploop_init first. */
+void dploop_close(struct dploop *l);
+void dploop_init(struct dploop *l);
 
 /* ---- bond: one peer's bonded link set (shared by the client and the hub engines) ------------
  * Glue between the sockets and the pure layers: seals with the session (wire.h), schedules per
@@ -70,7 +98,10 @@ struct bond_link {
 };
 
 struct bond_txcopy {
-    uint64_t seq;
+    /* data sequence + 1; 0 = empty. Zero means empty so that the 4096 copies (6.6 MB) need no
+     * initialisation: their pages stay untouched until traffic uses them, which keeps an idle
+     * vehicle at a few hundred kB on a hub serving thousands (bench_hub_mem). */
+    uint64_t seq1;
     uint16_t len;
     uint8_t inner;
     uint8_t data[BOND_PKT_MAX];
@@ -129,6 +160,9 @@ struct bond {
     size_t reasm_len;
     uint8_t reasm_next, reasm_count; /* next index expected (reasm_count 0: none open) */
     uint64_t frag_sent, frag_joined, frag_dropped;
+    /* The class table in force here (bond_set_classes), re-applied to each new scheduler. */
+    struct ctrl_classes classes;
+    bool classes_set;
     /* The peer's class table (CTRL_CLASSES), for the hub: new_ set until the engine applied it. */
     struct ctrl_classes peer_classes;
     bool peer_classes_new;
@@ -163,3 +197,5 @@ void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out
 void bond_set_classes(struct bond *b, const struct ctrl_classes *t, bool match_dst,
                       struct tun_class *cls);
 void bond_send_classes(struct bond *b, const struct ctrl_classes *t);
+
+#endif

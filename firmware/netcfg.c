@@ -7,6 +7,7 @@
  * text changes. Nothing here is on the data path: the kernel forwards, we only steer it. */
 #include "firmware/netcfg.h"
 #include "firmware/netplan.h"
+#include "common/alive.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -465,6 +466,7 @@ static void *netcfg_main(void *arg)
 {
     struct netcfg *n = arg;
     while (!n->stop) {
+        alive_beat("netcfg", NULL);
         tick(n);
         sleep_ms_unless(&n->stop, 1000);
     }

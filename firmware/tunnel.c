@@ -50,6 +50,29 @@ static void on_link_state(void *user, uint8_t link_id, enum agg_link_state s)
                         link_state_name(s));
 }
 
+/* tunnel.classes as the agg layer takes them; the link id of a link is its config index. */
+static unsigned map_classes(const struct cfg_tunnel *tc, struct agg_class *out)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < tc->nclasses && i < AGG_MAX_CLASSES; i++, n++) {
+        const struct cfg_class *cc = &tc->classes[i];
+        struct agg_class *a = &out[i];
+        memset(a, 0, sizeof *a);
+        str_copy(a->name, cc->name, sizeof a->name);
+        str_copy(a->src_subnet, cc->src_subnet, sizeof a->src_subnet);
+        a->dscp = cc->dscp;
+        a->mode = strcmp(cc->mode, "failover") == 0    ? AGG_MODE_FAILOVER
+                  : strcmp(cc->mode, "redundant") == 0 ? AGG_MODE_REDUNDANT
+                                                       : AGG_MODE_BOND;
+        a->passenger = cc->passenger;
+        a->rate_kbps = cc->rate_kbps;
+        for (unsigned r = 0; r < cc->nfailover && r < AGG_MAX_LINKS; r++)
+            a->failover_order[r] = (uint8_t)cc->failover[r];
+        a->n_failover = cc->nfailover;
+    }
+    return n;
+}
+
 int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out, char *err,
                  size_t errlen)
 {
@@ -103,22 +126,7 @@ int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out
     }
     ac->n_links = cfg->nlinks;
     ac->hub_timeout_ms = tc->hub_timeout_ms;
-    for (unsigned i = 0; i < tc->nclasses && i < AGG_MAX_CLASSES; i++) {
-        const struct cfg_class *cc = &tc->classes[i];
-        struct agg_class *a = &ac->classes[i];
-        str_copy(a->name, cc->name, sizeof a->name);
-        str_copy(a->src_subnet, cc->src_subnet, sizeof a->src_subnet);
-        a->dscp = cc->dscp;
-        a->mode = strcmp(cc->mode, "failover") == 0    ? AGG_MODE_FAILOVER
-                  : strcmp(cc->mode, "redundant") == 0 ? AGG_MODE_REDUNDANT
-                                                       : AGG_MODE_BOND;
-        a->passenger = cc->passenger;
-        a->rate_kbps = cc->rate_kbps;
-        for (unsigned r = 0; r < cc->nfailover; r++)
-            a->failover_order[r] = (uint8_t)cc->failover[r]; /* link id = config index */
-        a->n_failover = cc->nfailover;
-    }
-    ac->n_classes = tc->nclasses;
+    ac->n_classes = map_classes(tc, ac->classes);
     t->nlinks = cfg->nlinks;
     struct agg_callbacks cb = {.hub_state = on_hub_state, .link_state = on_link_state, .user = t};
     int rc = agg_client_start(ac, &cb, &t->client, err, errlen);
@@ -148,6 +156,17 @@ int tunnel_set_hubs(struct tunnel *t, char hubs[][64], unsigned n, char *err, si
     for (unsigned i = 0; i < n && i < AGG_MAX_HUBS; i++)
         str_copy(list[i], hubs[i], sizeof list[i]);
     return agg_client_set_hubs(t->client, (const char(*)[AGG_ADDR_LEN])list, n, err, errlen);
+}
+
+int tunnel_set_classes(struct tunnel *t, const struct cfg_tunnel *tc, char *err, size_t errlen)
+{
+    if (!t) {
+        snprintf(err, errlen, "no tunnel");
+        return -1;
+    }
+    struct agg_class cl[AGG_MAX_CLASSES];
+    unsigned n = map_classes(tc, cl);
+    return agg_client_set_classes(t->client, cl, n, err, errlen);
 }
 
 void tunnel_set_weights(struct tunnel *t, const double *w, unsigned n)

@@ -20,6 +20,8 @@ void tunnel_tick(struct tunnel *t);
 void tunnel_set_weights(struct tunnel *t, const double *w, unsigned n);
 /* A new hub list (from provisioning): 0, or -1 with err. NULL-safe (-1). */
 int tunnel_set_hubs(struct tunnel *t, char hubs[][64], unsigned n, char *err, size_t errlen);
+/* New traffic classes (configuration reload): 0, or -1 with err. NULL-safe (-1). */
+int tunnel_set_classes(struct tunnel *t, const struct cfg_tunnel *tc, char *err, size_t errlen);
 void tunnel_stop(struct tunnel *t);
 
 #endif

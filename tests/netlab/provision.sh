@@ -7,41 +7,13 @@
 #   - restarted with the provisioning server gone, the vehicle connects from the cache at once;
 #   - a server that answers garbage leaves the cached list in place.
 # usage: provision.sh BUILD_DIR     (needs root; exit 77 = skipped)
-set -euo pipefail
-B=$(cd "${1:?usage: provision.sh BUILD_DIR}" && pwd)
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export CL_PREFIX=cl-pv- NETLAB_BIN=$B/tests/netlab
-LAB="$HERE/lab.sh"
-RUN=/tmp/corridor-netlab/cl-pv-provision
-[[ $(id -u) -eq 0 ]] || { echo "provision: needs root (skipped)"; exit 77; }
-for t in python3 jq; do command -v $t >/dev/null || { echo "provision: $t missing (skipped)"; exit 77; }; done
-CORRIDOR=$B/firmware/corridor HUB=$B/agg/hub/corridor-hub
-for b in "$CORRIDOR" "$HUB" "$NETLAB_BIN/corridor-linkemu"; do
-    [[ -x $b ]] || { echo "provision: $b not built"; exit 1; }
-done
-
-FAIL=0
-check() { if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; FAIL=1; fi; }
-wait_for() { local end=$((SECONDS + $1)); while ((SECONDS < end)); do "${@:2}" && return 0; sleep 0.25; done; return 1; }
-down() {
-    for f in "$RUN"/*.pid; do [[ -e $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
-    sleep 0.3
-    "$LAB" down >/dev/null 2>&1 || true
-}
-"$LAB" down >/dev/null 2>&1 || true
-rm -rf "$RUN"
+export CL_PREFIX=cl-pv-
+NAME=provision
+source "$(dirname "${BASH_SOURCE[0]}")/daemon_lib.sh"
+dl_setup "${1:?usage: provision.sh BUILD_DIR}" "python3 jq" --links 2
 mkdir -p "$RUN/www"
-trap down EXIT
-"$LAB" up --links 2 >"$RUN/lab.log" 2>&1 || { cat "$RUN/lab.log"; exit 1; }
-
-hubpub=$("$HUB" keygen "$RUN/hub.key")
-vehpub=$("$HUB" keygen "$RUN/veh.key")
-cat >"$RUN/hub.json" <<JSON
-{"listen": "10.201.0.1:5555", "private_key_file": "$RUN/hub.key", "tun": "hub0",
- "address": "10.77.0.1/16",
- "vehicles": [{"id": "train-0042", "public_key": "$vehpub", "address": "10.77.0.2"}]}
-JSON
-("$LAB" exec hub "$HUB" run --config "$RUN/hub.json" >"$RUN/hub.log" 2>&1 & echo $! >"$RUN/hub.pid")
+dl_hub_json
+dl_start_hub
 echo '{"hubs": ["10.201.0.1:5555"], "comment": "served by the lab"}' >"$RUN/www/hubs-train-0042.json"
 serve() {
     ("$LAB" exec hub python3 -m http.server --bind 10.201.0.1 8088 --directory "$RUN/www" \
@@ -68,9 +40,7 @@ stop_corridor() {
     kill -TERM "$(cat "$RUN/corridor.pid")" 2>/dev/null || true
     wait_for 10 bash -c "! kill -0 $(cat "$RUN/corridor.pid") 2>/dev/null" || true
 }
-connected() {
-    [[ $("$CORRIDOR" status --socket "$RUN/control.sock" 2>/dev/null | jq -r '.tunnel.hub_state // ""') == connected ]]
-}
+connected() { dl_connected; }
 t0=$SECONDS
 start_corridor
 check "provisioned hub list: the tunnel connects to the real hub" wait_for 20 connected

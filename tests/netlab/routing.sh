@@ -11,48 +11,15 @@
 #     the fallback keeps working (pinned to its link by its conntrack mark);
 #   - on SIGTERM every rule, route and the nftables table are gone.
 # usage: routing.sh BUILD_DIR     (needs root; exit 77 = skipped)
-set -euo pipefail
-B=$(cd "${1:?usage: routing.sh BUILD_DIR}" && pwd)
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export CL_PREFIX=cl-rg- NETLAB_BIN=$B/tests/netlab
-LAB="$HERE/lab.sh"
-RUN=/tmp/corridor-netlab/cl-rg-routing
-INET=10.201.250.2
-[[ $(id -u) -eq 0 ]] || { echo "routing: needs root (skipped)"; exit 77; }
-for t in socat nft jq; do command -v $t >/dev/null || { echo "routing: $t missing (skipped)"; exit 77; }; done
-CORRIDOR=$B/firmware/corridor HUB=$B/agg/hub/corridor-hub
-for b in "$CORRIDOR" "$HUB" "$NETLAB_BIN/corridor-linkemu"; do
-    [[ -x $b ]] || { echo "routing: $b not built"; exit 1; }
-done
-
-FAIL=0
-check() { # description command...
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; FAIL=1; fi
-}
-down() {
-    for f in "$RUN"/*.pid; do [[ -e $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
-    sleep 0.3
-    "$LAB" down >/dev/null 2>&1 || true
-}
-"$LAB" down >/dev/null 2>&1 || true
-rm -rf "$RUN"
-mkdir -p "$RUN"
-trap down EXIT
-"$LAB" up --links 2 --no-rules --lan >"$RUN/lab.log" 2>&1 || { cat "$RUN/lab.log"; exit 1; }
+export CL_PREFIX=cl-rg-
+NAME=routing
+source "$(dirname "${BASH_SOURCE[0]}")/daemon_lib.sh"
+dl_setup "${1:?usage: routing.sh BUILD_DIR}" "socat nft jq" --links 2 --no-rules --lan
 # spare LAN addresses, to see new connections spread over the links
 for i in $(seq 10 17); do "$LAB" exec lan ip addr add 10.201.240.$i/24 dev lan0; done
 
-hubpub=$("$HUB" keygen "$RUN/hub.key")
-vehpub=$("$HUB" keygen "$RUN/veh.key")
-cat >"$RUN/hub.json" <<JSON
-{"listen": "10.201.0.1:5555", "private_key_file": "$RUN/hub.key", "tun": "hub0",
- "address": "10.77.0.1/16",
- "vehicles": [{"id": "train-0042", "public_key": "$vehpub", "address": "10.77.0.2"}]}
-JSON
-start_hub() { # in a subshell: killing it later prints no job notice
-    ("$LAB" exec hub "$HUB" run --config "$RUN/hub.json" >>"$RUN/hub.log" 2>&1 &
-     echo $! >"$RUN/hub.pid")
-}
+dl_hub_json
+start_hub() { dl_start_hub; }
 start_hub
 cat >"$RUN/corridor.json" <<JSON
 {"vehicle_id": "train-0042", "data_dir": "$RUN/data", "control_socket": "$RUN/control.sock",
@@ -74,18 +41,12 @@ echo $! >"$RUN/peer.pid"
 "$LAB" exec inet socat TCP-LISTEN:7001,bind=$INET,reuseaddr,fork EXEC:cat 2>/dev/null &
 echo $! >"$RUN/echo.pid"
 
-hub_state() { "$CORRIDOR" status --socket "$RUN/control.sock" 2>/dev/null | jq -r '.tunnel.hub_state // "none"'; }
 peer() { # [source address] -> the address the internet host saw
     local bind=""
     [[ -n ${1:-} ]] && bind=",bind=$1"
     "$LAB" exec lan timeout 3 socat -T 2 - "TCP:$INET:7000,connect-timeout=2$bind" </dev/null 2>/dev/null || true
 }
-wait_for() { # seconds command...
-    local end=$((SECONDS + $1))
-    while ((SECONDS < end)); do "${@:2}" && return 0; sleep 0.25; done
-    return 1
-}
-connected() { [[ $(hub_state) == connected ]]; }
+connected() { dl_connected; }
 via_tunnel() { [[ $(peer) == 10.77.0.2 ]]; }
 via_link() { [[ $(peer) == 10.201.[12].2 ]]; }
 
@@ -101,6 +62,32 @@ check "table 116: default into the tunnel" grep -q "default dev corr0" <<<"$("$L
 check "LAN host reaches the internet through the tunnel" wait_for 10 via_tunnel
 hub_classes() { grep -q "vehicle train-0042: 1 traffic classes for the downlink" "$RUN/hub.log"; }
 check "the hub got the vehicle's class table for the downlink" wait_for 5 hub_classes
+
+# SIGHUP: a second class, another log level and fallback delay are applied without a new
+# handshake; a broken file changes nothing; then the original file again.
+hs_before=$(grep -c "handshake from" "$RUN/hub.log")
+cp "$RUN/corridor.json" "$RUN/corridor.orig.json"
+jq '.tunnel.classes += [{"name": "cctv", "dscp": 10, "rate_kbps": 4000}] |
+    .routing.fallback_after_s = 4 | .log = {"level": "debug"}' "$RUN/corridor.orig.json" >"$RUN/corridor.json"
+kill -HUP "$(cat "$RUN/corridor.pid")"
+reloaded() { grep -q "reload of .*applied: log.level, tunnel.classes, routing; needs a restart: nothing" "$RUN/corridor.log"; }
+check "SIGHUP: log level, classes and routing applied, nothing needs a restart" wait_for 5 reloaded
+hub_cls_two() { grep -q "vehicle train-0042: 2 traffic classes for the downlink" "$RUN/hub.log"; }
+check "SIGHUP: the hub got the new class table" wait_for 5 hub_cls_two
+check "SIGHUP: the tunnel kept its session (no new handshake)" test "$(grep -c "handshake from" "$RUN/hub.log")" -eq "$hs_before"
+check "SIGHUP: rules in place again, LAN still through the tunnel" wait_for 5 via_tunnel
+jq '.routing.fallback_after_s = 0' "$RUN/corridor.orig.json" >"$RUN/corridor.json"
+kill -HUP "$(cat "$RUN/corridor.pid")"
+refused() { grep -q 'reload refused, nothing changed: .*routing.fallback_after_s: must be in 1..3600' "$RUN/corridor.log"; }
+check "SIGHUP with a broken file: refused by key, daemon keeps running" wait_for 5 refused
+check "SIGHUP with a broken file: still connected" dl_connected
+jq '.telemetry = {"batch_seconds": 60}' "$RUN/corridor.orig.json" >"$RUN/corridor.json"
+kill -HUP "$(cat "$RUN/corridor.pid")"
+needs() { grep -q "needs a restart: telemetry" "$RUN/corridor.log"; }
+check "SIGHUP: a new section is named as needing a restart" wait_for 5 needs
+cp "$RUN/corridor.orig.json" "$RUN/corridor.json"
+kill -HUP "$(cat "$RUN/corridor.pid")"
+sleep 1.5
 
 # a connection through the tunnel: it dies with the hub (expected), so only count it
 kill -KILL "$(cat "$RUN/hub.pid")"

@@ -312,7 +312,7 @@ int main(void)
            (unsigned long long)B.b.frag_joined, (unsigned long long)B.b.frag_dropped, B.got - got_f,
            frag_refused, B.out_of_order - ooo_f, B.dup - dup_f);
     CHECK_INT(A.b.frag_sent, 3 * (nfr - frag_refused)); /* 1400 B in pieces of <= 699 */
-    CHECK(dropped - dropped_f > 5); /* pieces were really lost and repaired */
+    CHECK(dropped - dropped_f > 5);                     /* pieces were really lost and repaired */
     CHECK_INT(B.got - got_f + frag_refused, nfr);
     CHECK_INT(B.b.frag_joined, B.got - got_f);
     CHECK(B.out_of_order - ooo_f <= 3);
