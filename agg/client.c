@@ -69,7 +69,7 @@ struct agg_client {
 
     struct tun_class cls[AGG_MAX_CLASSES];
     struct ctrl_classes classes; /* sent to the hub after each handshake and every 10 s */
-    uint64_t last_classes_ms;
+    uint64_t last_classes_ms, last_weights_ms;
 
     pthread_mutex_t mu;
     struct agg_client_stats snap;
@@ -264,6 +264,8 @@ static void on_response(struct agg_client *c, const uint8_t *pkt, size_t len, ui
         bond_send_classes(&c->bond, &c->classes);
         c->last_classes_ms = now_ms;
     }
+    bond_send_weights(&c->bond);
+    c->last_weights_ms = now_ms;
     set_hstate(c, AGG_HUB_CONNECTED);
 }
 
@@ -385,9 +387,13 @@ static void publish(struct agg_client *c)
     memcpy(w, c->weights, sizeof(w));
     c->weights_dirty = false;
     pthread_mutex_unlock(&c->mu);
-    if (wd)
+    if (wd) {
         for (unsigned i = 0; i < c->cfg.n_links; i++)
             sched_set_weight(c->bond.sched, c->cfg.links[i].link_id, w[i]);
+        /* The hub schedules the downlink: it must drain the same links, at once. */
+        if (c->hstate == AGG_HUB_CONNECTED)
+            bond_send_weights(&c->bond);
+    }
 }
 
 /* Take over a new hub list. The current hub stays if the list still has it (no reconnect, no
@@ -462,6 +468,10 @@ static void on_tick(struct agg_client *c, uint64_t now_us)
         }
     } else if (c->hstate == AGG_HUB_CONNECTED) {
         /* Repeated: the hub forgets a vehicle after 60 s of silence, and a lost copy is cheap. */
+        if (now_ms - c->last_weights_ms >= 5000) { /* a lost copy is cheap to repeat */
+            bond_send_weights(&c->bond);
+            c->last_weights_ms = now_ms;
+        }
         if (c->classes.n && now_ms - c->last_classes_ms >= 10000) {
             bond_send_classes(&c->bond, &c->classes);
             c->last_classes_ms = now_ms;

@@ -264,6 +264,45 @@ int ctrl_decode_classes(const uint8_t *buf, size_t len, struct ctrl_classes *c)
     return r.bad || r.off != len ? -1 : 0;
 }
 
+/* Weights: type, n, then per link: id, weight (2 bytes, big-endian, /65535). */
+size_t ctrl_encode_weights(const struct ctrl_weights *w, uint8_t *buf, size_t len)
+{
+    if (w->n > CTRL_MAX_LINKS)
+        return 0;
+    struct wbuf b = {buf, len, 0, 0};
+    put_u8(&b, CTRL_WEIGHTS);
+    put_u8(&b, w->n);
+    for (unsigned i = 0; i < w->n; i++) {
+        if (w->link_id[i] >= CTRL_MAX_LINKS)
+            return 0;
+        put_u8(&b, w->link_id[i]);
+        put_u8(&b, (uint8_t)(w->w[i] >> 8));
+        put_u8(&b, (uint8_t)w->w[i]);
+    }
+    return b.bad ? 0 : b.off;
+}
+
+int ctrl_decode_weights(const uint8_t *buf, size_t len, struct ctrl_weights *w)
+{
+    struct rbuf r = {buf, len, 0, 0};
+    if (get_u8(&r) != CTRL_WEIGHTS)
+        return -1;
+    w->n = get_u8(&r);
+    if (r.bad || w->n > CTRL_MAX_LINKS)
+        return -1;
+    for (unsigned i = 0; i < w->n; i++) {
+        w->link_id[i] = get_u8(&r);
+        uint16_t hi = get_u8(&r), lo = get_u8(&r);
+        w->w[i] = (uint16_t)(hi << 8 | lo);
+        if (r.bad || w->link_id[i] >= CTRL_MAX_LINKS)
+            return -1;
+        for (unsigned k = 0; k < i; k++)
+            if (w->link_id[k] == w->link_id[i])
+                return -1; /* one weight per link */
+    }
+    return r.bad || r.off != len ? -1 : 0;
+}
+
 /* ---- receiver side ------------------------------------------------------------------------ */
 
 void ctrl_rx_init(struct ctrl_rx *rx)

@@ -19,6 +19,7 @@
 #define CTRL_PROBE_REPLY 0x11
 #define CTRL_FEEDBACK    0x12
 #define CTRL_CLASSES     0x13
+#define CTRL_WEIGHTS     0x14
 
 #define CTRL_MAX_LINKS  16 /* per feedback message: matches the biggest units (16 modems) */
 #define CTRL_MAX_RANGES 64 /* missing ranges reported per feedback (oldest first) */
@@ -41,6 +42,14 @@ struct ctrl_class {
 struct ctrl_classes {
     uint8_t n;
     struct ctrl_class c[CTRL_MAX_CLASSES];
+};
+
+/* The vehicle policy's per-link weights (0..1, 0 = drained), sent to the hub on every change
+ * and every 5 s, so the downlink leaves a link before its predicted dead zone too. */
+struct ctrl_weights {
+    uint8_t n;
+    uint8_t link_id[CTRL_MAX_LINKS];
+    uint16_t w[CTRL_MAX_LINKS]; /* weight * 65535, rounded */
 };
 
 struct ctrl_probe {
@@ -93,6 +102,8 @@ size_t ctrl_encode_feedback(const struct ctrl_feedback *f, uint8_t *buf, size_t 
 int ctrl_type(const uint8_t *buf, size_t len);
 size_t ctrl_encode_classes(const struct ctrl_classes *c, uint8_t *buf, size_t len);
 int ctrl_decode_classes(const uint8_t *buf, size_t len, struct ctrl_classes *c);
+size_t ctrl_encode_weights(const struct ctrl_weights *w, uint8_t *buf, size_t len);
+int ctrl_decode_weights(const uint8_t *buf, size_t len, struct ctrl_weights *w);
 int ctrl_decode_probe(const uint8_t *buf, size_t len, struct ctrl_probe *p);
 int ctrl_decode_probe_reply(const uint8_t *buf, size_t len, struct ctrl_probe_reply *p);
 int ctrl_decode_feedback(const uint8_t *buf, size_t len, struct ctrl_feedback *f);

@@ -782,6 +782,15 @@ static void on_ctrl(struct bond *b, uint8_t link_id, const struct wire_rx *rx, u
             sched_on_feedback(b->sched, &fb, link_id, now_us);
         break;
     }
+    case CTRL_WEIGHTS: {
+        /* The vehicle policy's weights: the hub's downlink drains the same links. A session's
+         * new scheduler keeps them (bond_reset_seq copies the weights). */
+        struct ctrl_weights cw;
+        if (ctrl_decode_weights(p, len, &cw) == 0)
+            for (unsigned i = 0; i < cw.n; i++)
+                sched_set_weight(b->sched, cw.link_id[i], cw.w[i] / 65535.0);
+        break;
+    }
     case CTRL_CLASSES: {
         struct ctrl_classes tab;
         memset(&tab, 0, sizeof(tab));
@@ -1087,6 +1096,26 @@ void bond_send_classes(struct bond *b, const struct ctrl_classes *t)
     if (n < 2)
         return;
     /* On every link: a tiny message, and the table must not depend on one link being up. */
+    for (unsigned i = 0; i < AGG_MAX_LINKS; i++)
+        if (b->link[i].present && b->link[i].has_peer)
+            send_ctrl(b, (uint8_t)i, buf[0], buf + 1, n - 1);
+}
+
+void bond_send_weights(struct bond *b)
+{
+    struct ctrl_weights cw = {.n = 0};
+    for (unsigned i = 0; i < AGG_MAX_LINKS; i++) {
+        struct sched_link_info li;
+        if (!b->link[i].present || sched_link_info(b->sched, (uint8_t)i, &li) != 0)
+            continue;
+        cw.link_id[cw.n] = (uint8_t)i;
+        cw.w[cw.n] = (uint16_t)(li.weight * 65535.0 + 0.5);
+        cw.n++;
+    }
+    uint8_t buf[64];
+    size_t n = ctrl_encode_weights(&cw, buf, sizeof(buf));
+    if (n < 2)
+        return;
     for (unsigned i = 0; i < AGG_MAX_LINKS; i++)
         if (b->link[i].present && b->link[i].has_peer)
             send_ctrl(b, (uint8_t)i, buf[0], buf + 1, n - 1);

@@ -197,5 +197,8 @@ void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out
 void bond_set_classes(struct bond *b, const struct ctrl_classes *t, bool match_dst,
                       struct tun_class *cls);
 void bond_send_classes(struct bond *b, const struct ctrl_classes *t);
+/* Send this end's per-link weights to the peer (the vehicle's policy, for the hub's downlink),
+ * on every link: the hub applies them to its scheduler for this vehicle. */
+void bond_send_weights(struct bond *b);
 
 #endif

@@ -147,6 +147,25 @@ static void test_ctrl_classes(void)
     }
 }
 
+static void test_ctrl_weights(void)
+{
+    struct ctrl_weights w = {.n = 3, .link_id = {0, 2, 15}, .w = {65535, 0, 21845}}, v;
+    uint8_t buf[64];
+    size_t n = ctrl_encode_weights(&w, buf, sizeof(buf));
+    CHECK_INT(n, 2 + 3 * 3);
+    memset(&v, 0, sizeof(v));
+    CHECK_INT(ctrl_decode_weights(buf, n, &v), 0);
+    CHECK_INT(v.n, 3);
+    CHECK_INT(v.link_id[2], 15);
+    CHECK_INT(v.w[2], 21845);
+    for (size_t cut = 0; cut < n; cut++)
+        CHECK_INT(ctrl_decode_weights(buf, cut, &v), -1);
+    buf[2 + 3] = 0; /* link 2 -> 0: listed twice */
+    CHECK_INT(ctrl_decode_weights(buf, n, &v), -1);
+    buf[2 + 3] = 16; /* no such link */
+    CHECK_INT(ctrl_decode_weights(buf, n, &v), -1);
+}
+
 static void test_ctrl_rx(void)
 {
     struct ctrl_rx rx;
@@ -782,6 +801,7 @@ int main(void)
     test_ctrl_roundtrip();
     test_ctrl_rx();
     test_ctrl_classes();
+    test_ctrl_weights();
     test_reorder_basic();
     test_reorder_hold_bound();
     test_reorder_flush();

@@ -1,9 +1,8 @@
 // fuzz-libs: corridor_agg corridor_common
-/* fuzz_ctrl: the control-message decoders (probe, probe reply, feedback, class table) on
- * arbitrary bytes,
- * then whatever decodes is fed to a live scheduler, as a peer (authenticated, but buggy or
- * hostile) could: nothing may crash, hang or grow. A decoded message must re-encode to bytes
- * that decode to the same message. */
+/* fuzz_ctrl: the control-message decoders (probe, probe reply, feedback, class table,
+ * weights) on arbitrary bytes, then whatever decodes is fed to a live scheduler, as a peer
+ * (authenticated, but buggy or hostile) could: nothing may crash, hang or grow. A decoded message
+ * must re-encode to bytes that decode to the same message. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +80,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t k = sched_take_resend(S, rs, 64);
             for (size_t i = 0; i < k; i++)
                 sched_resend(S, rs[i], 1200, now_us, &d);
+        }
+        break;
+    }
+    case CTRL_WEIGHTS: {
+        static struct ctrl_weights w, x;
+        memset(&w, 0, sizeof(w));
+        memset(&x, 0, sizeof(x));
+        if (ctrl_decode_weights(data, size, &w) == 0) {
+            size_t n = ctrl_encode_weights(&w, out, sizeof(out));
+            if (n == 0 || ctrl_decode_weights(out, n, &x) != 0 || memcmp(&w, &x, sizeof(w)) != 0)
+                abort();
+            for (unsigned i = 0; i < w.n; i++)
+                sched_set_weight(S, w.link_id[i], w.w[i] / 65535.0);
         }
         break;
     }

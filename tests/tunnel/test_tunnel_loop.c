@@ -175,8 +175,22 @@ int main(void)
     bond_link_stats(&A.b, 1, &l1);
     CHECK(l0.tx_packets > 100 && l1.tx_packets > 100); /* both links carried data */
 
-    /* Weight 0 on link 1 (policy: disabled): new data only on link 0, nothing lost. */
+    /* Weight 0 on link 1 (policy: disabled): new data only on link 0, nothing lost. The
+     * vehicle tells the hub, whose downlink drains the same link. */
     sched_set_weight(A.b.sched, 1, 0.0);
+    bond_send_weights(&A.b);
+    {
+        struct sched_link_info hi;
+        t0 = mono_ns() / 1000;
+        do {
+            now = mono_ns() / 1000;
+            pump(&B, now, true);
+            usleep(1000);
+        } while (sched_link_info(B.b.sched, 1, &hi) == 0 && hi.weight > 0.0 &&
+                 mono_ns() / 1000 - t0 < 200000);
+        CHECK(sched_link_info(B.b.sched, 1, &hi) == 0 && hi.weight == 0.0);
+        CHECK(sched_link_info(B.b.sched, 0, &hi) == 0 && hi.weight == 1.0);
+    }
     bond_link_stats(&A.b, 1, &l1);
     CHECK_INT(l1.state, AGG_LINK_DISABLED);
     uint64_t tx1_before = l1.tx_packets;
@@ -202,6 +216,7 @@ int main(void)
     CHECK(l1.tx_packets - tx1_before < 40); /* probes + feedback, no data */
     CHECK_INT(B.got - got_w, nw);
     sched_set_weight(A.b.sched, 1, 1.0);
+    bond_send_weights(&A.b);
 
     /* Traffic classes: the vehicle (A) applies its table and sends it; the hub (B) applies it
      * to the downlink, matching by destination. Class 1 (DSCP 46, ticketing) is failover with
