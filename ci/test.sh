@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 STAGES=${STAGES:-"1 2 3 4 5 6"}
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 JOBS=${JOBS:-$(nproc)}
 OUT=${OUT:-$ROOT/build/ci}
 mkdir -p "$OUT"
