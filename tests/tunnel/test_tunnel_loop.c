@@ -1,8 +1,8 @@
 /* The engines' shared data path (agg/udplink.h bond) end to end over real UDP sockets on
  * loopback, without TUN or root: two bonds (vehicle and hub side) with two links each, real
- * sealing, scheduling, probes, feedback, reorder and re-sending. Link 1 drops every 20th data
- * packet on the way; the re-send path must repair every loss, so the receiver gets every
- * packet exactly once and in order. Then link 0 is cut: the bond must detect it within 300 ms
+ * sealing, scheduling, probes, feedback, reorder and re-sending. Every 20th data packet towards
+ * the hub is dropped on its way; the re-send path must repair every loss, so the receiver gets
+ * every packet exactly once and in order. Then link 0 is cut: the bond must detect it within 300 ms
  * and keep delivering over link 1. */
 #include <arpa/inet.h>
 #include <poll.h>
@@ -79,11 +79,15 @@ static void pump(struct side *s, uint64_t now_us, bool to_hub)
             struct wire_rx rx;
             if (wire_open(lookup, s, buf, (size_t)n, &rx) != WIRE_OK)
                 continue;
-            if (to_hub && i == 1 &&
-                (rx.inner_type == WIRE_INNER_IP || rx.inner_type == WIRE_INNER_FRAG) &&
-                (rx.pn / 2) % 20 == 7) {
+            /* Every 20th data packet towards the hub is "lost" on whichever link carried it:
+             * counted per arrival, not by sequence, so the losses do not depend on how the
+             * scheduler happened to split the load between two equal loopback links (under
+             * ASan it sometimes puts nearly all of it on one). */
+            static unsigned data_rx;
+            if (to_hub && (rx.inner_type == WIRE_INNER_IP || rx.inner_type == WIRE_INNER_FRAG) &&
+                ++data_rx % 20 == 7) {
                 dropped++;
-                continue; /* "lost" on link 1 */
+                continue;
             }
             bond_on_rx(&s->b, (uint8_t)i, &rx, now_us);
         }
@@ -163,8 +167,8 @@ int main(void)
         pump(&A, now, false);
         usleep(1000);
     }
-    printf("sent %u refused %u dropped-on-link1 %u got %u ooo %u dup %u resent %llu\n", sent,
-           refused, dropped, B.got, B.out_of_order, B.dup, (unsigned long long)A.b.resent);
+    printf("sent %u refused %u dropped %u got %u ooo %u dup %u resent %llu\n", sent, refused,
+           dropped, B.got, B.out_of_order, B.dup, (unsigned long long)A.b.resent);
     CHECK(dropped > 10);
     CHECK(A.b.resent >= dropped);
     CHECK_INT(B.got + refused, NPKT); /* every accepted packet arrived, exactly once */
@@ -321,7 +325,7 @@ int main(void)
         pump(&A, now, false);
         usleep(500);
     }
-    printf("fragments: %u packets of 1400 B as %llu pieces, %u pieces lost on link 1, joined "
+    printf("fragments: %u packets of 1400 B as %llu pieces, %u pieces lost, joined "
            "%llu, dropped partial %llu, delivered %u, refused %u, ooo %u dup %u\n",
            nfr, (unsigned long long)A.b.frag_sent, dropped - dropped_f,
            (unsigned long long)B.b.frag_joined, (unsigned long long)B.b.frag_dropped, B.got - got_f,
