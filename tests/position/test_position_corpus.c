@@ -191,6 +191,10 @@ int main(int argc, char **argv)
         return test_summary();
     }
     CHECK_MSG(n > 0, "no TPV report from gpsd for %s", argv[1]);
+    if (n == 0) { /* nothing to compare (and seq[nseq - 1] below would underflow) */
+        position_free(p);
+        return test_summary();
+    }
 
     int seq[256];
     size_t nseq = 0;
