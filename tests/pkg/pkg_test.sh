@@ -258,9 +258,10 @@ else
     bad "apt-get install $H1"
 fi
 
-step "maintainer scripts when systemd runs (systemctl stub)"
-# A chroot has no systemd; a stub systemctl that logs its arguments plus /run/systemd/system
-# make the scripts take their "systemd is running" branches, whose calls are then checked.
+step "maintainer scripts when systemd runs (a recording systemctl)"
+# A chroot has no systemd: a systemctl that only records its arguments, plus /run/systemd/system,
+# makes the scripts take their "systemd is running" branches, and the recorded calls are checked
+# against the exact sequence the real systemd would be given.
 SLOG=/tmp/systemctl.log
 printf '#!/bin/sh\necho "$*" >> %s\n' "$SLOG" >"$ROOT/usr/bin/systemctl"
 chmod 0755 "$ROOT/usr/bin/systemctl"
