@@ -400,7 +400,18 @@ uint32_t linkest_timeout_us(const struct linkest *le)
      * the usual spacing of answers (feedback is paced, probes are every 100 ms). */
     uint64_t gap =
         le->ev_gap_us < LINKEST_PROBE_INTERVAL_US ? le->ev_gap_us : LINKEST_PROBE_INTERVAL_US;
-    uint64_t t = (uint64_t)le->srtt_us + 4ull * le->rttvar_us + gap + 10000;
+    /* Silence is counted from when the answer was due behind the queue the scheduler modelled
+     * (linkest_on_sent), so the base is the RTT without that queue: the minimum RTT plus the
+     * queueing the model did not expect (the excess). The smoothed RTT counted a loaded link's
+     * queue twice: a cut 50 Mbit/s link with 60 ms of queue was declared down ~100 ms later than
+     * it needed to be, and every packet held behind its in-flight data waited that long. */
+    uint64_t base = le->srtt_us;
+    if (le->min_rtt_us > 0) {
+        double b = (double)le->min_rtt_us + (le->excess_us > 0 ? le->excess_us : 0.0);
+        if (b < (double)base)
+            base = (uint64_t)b;
+    }
+    uint64_t t = base + 4ull * le->rttvar_us + gap + 10000;
     return (uint32_t)clamp_u64(t, LINKEST_MIN_TIMEOUT_US, LINKEST_MAX_TIMEOUT_US);
 }
 

@@ -1002,15 +1002,34 @@ void bond_tick(struct bond *b, uint64_t now_us)
          * of the slowest link include the peer's queues (its probe replies cross them), so
          * the largest srtt bounds the repair; holding a little too long only delays the rare
          * unrepairable loss, releasing too early turns every repair into a TCP loss. */
-        uint32_t arq = 0;
-        for (size_t i = 0; i < ne; i++)
-            if (linkest_usable(&es[i]) && es[i].has_rtt && es[i].srtt_us > arq)
+        uint32_t arq = 0, detect = 0;
+        double share_tot = 0;
+        for (unsigned k = 0; k < AGG_MAX_LINKS; k++)
+            share_tot += b->rx_share[k];
+        for (size_t i = 0; i < ne; i++) {
+            if (!linkest_usable(&es[i]) || !es[i].has_rtt)
+                continue;
+            if (es[i].srtt_us > arq)
                 arq = es[i].srtt_us;
+            /* Only links that bring a real share (>= 5 %, as for the pad below): a saturated
+             * 200 kbit/s link has the full 300 ms timeout, and every gap would wait that long
+             * for a link that carries next to nothing. */
+            if (es[i].link_id < AGG_MAX_LINKS && b->rx_share[es[i].link_id] < 0.05 * share_tot)
+                continue;
+            uint32_t to = linkest_timeout_us(&es[i]);
+            if (to > detect)
+                detect = to;
+        }
         /* + 50 ms: the copy may itself wait behind a full queue (repairs may use 1.5 budgets)
          * that the srtt, an average, does not show; in rates-only (no delay spread, hold
          * ~srtt) repairs of the emulator's queue drops often came too late and 800 gaps in
          * 30 s were given up (TCP losses). Only a real, unrepaired loss waits the longer. */
         arq = arq ? arq + 60000 : 50000;
+        /* + the time the sender needs to declare a cut link down (its timeout, estimated by
+         * ours for the same link), after which the link's in-flight packets are re-sent: giving
+         * those holes up first turned a cut into hundreds of TCP losses (bench_tunnel.sh cut:
+         * 1 000+ TCP retransmits and gaps over a second). */
+        arq += detect;
         reorder_set_hold(b->rb, linkest_hold_us(es, ne, arq, now_us));
         update_rx_pad(b, es, ne, now_us);
     }

@@ -403,6 +403,22 @@ static void test_linkest_rtt_and_liveness(void)
     CHECK_INT(linkest_tick(&q, 10 * MS + 300 * MS), 0);
     CHECK_INT(linkest_tick(&q, 10 * MS + 250 * MS + qto + 1), 1);
 
+    /* a loaded link: the smoothed RTT carries ~100 ms of the queue that linkest_on_sent
+     * already counts, so the timeout is built on the minimum RTT (plus any unmodelled
+     * excess), not on the smoothed RTT */
+    struct linkest ld;
+    linkest_init(&ld, 3, 0);
+    linkest_on_rtt(&ld, 40 * MS, 0, 1);
+    for (int i = 0; i < 40; i++)
+        linkest_on_rtt(&ld, 140 * MS, 100 * MS, (uint64_t)(2 + i) * MS);
+    CHECK(ld.srtt_us > 120 * MS);
+    uint32_t lto = linkest_timeout_us(&ld);
+    CHECK(lto < 40 * MS + 4 * ld.rttvar_us + LINKEST_PROBE_INTERVAL_US + 10 * MS + 1);
+    CHECK(lto < ld.srtt_us + 4 * ld.rttvar_us);
+    ld.excess_us = 50 * MS; /* a queue the model did not expect widens it again */
+    CHECK_INT(linkest_timeout_us(&ld),
+              lto + 50 * MS > LINKEST_MAX_TIMEOUT_US ? LINKEST_MAX_TIMEOUT_US : lto + 50 * MS);
+
     /* the timeout never exceeds 300 ms even for a slow, jittery link */
     struct linkest slow;
     linkest_init(&slow, 1, 0);
@@ -692,6 +708,97 @@ static void test_sched_drain_grace(void)
     sched_free(s);
 }
 
+/* A loaded link whose answers stop while the other link's keep coming gets no new packets
+ * (each would have to be re-sent once the link is declared down); it is used again as soon as
+ * it answers. When every link is silent (the peer stalled), nothing changes. */
+static void test_sched_suspect(void)
+{
+    struct sched *s = mk(2);
+    teach(s, 10, 40, 10, 1000);
+    teach(s, 11, 40, 10, 1000);
+    struct linkest *a = sched_link_est_mut(s, 10), *b = sched_link_est_mut(s, 11);
+    struct sched_decision d;
+    uint64_t seq = 1;
+    /* under load: evidence on both links every 2 ms, packets on both */
+    int used[2] = {0, 0};
+    uint64_t t = 2 * MS;
+    for (; t < 100 * MS; t += 500) {
+        if (t % (2 * MS) == 0) {
+            linkest_on_evidence(a, t);
+            linkest_on_evidence(b, t);
+        }
+        CHECK_INT(sched_send(s, seq++, 1200, 0, t, &d), SCHED_SEND);
+        used[d.link[0] - 10]++;
+    }
+    CHECK(used[0] > 20 && used[1] > 20);
+    CHECK(a->ev_gap_us < 20000);
+    /* link 10 goes silent at 100 ms, link 11 keeps answering */
+    int on10_late = 0, on10_early = 0;
+    for (; t < 160 * MS; t += 500) {
+        if (t % (2 * MS) == 0)
+            linkest_on_evidence(b, t);
+        if (sched_send(s, seq++, 1200, 0, t, &d) == SCHED_SEND && d.link[0] == 10) {
+            if (t < 100 * MS + 30 * MS)
+                on10_early++;
+            else if (t > 100 * MS + 35 * MS)
+                on10_late++;
+        }
+    }
+    printf("suspect: %d packets on the silent link in its first 30 ms, %d after 35 ms\n",
+           on10_early, on10_late);
+    CHECK(on10_early > 0); /* a few tens of ms of silence happen on healthy links */
+    CHECK_INT(on10_late, 0);
+    /* it answers again: used again at once */
+    linkest_on_evidence(a, t);
+    linkest_on_evidence(b, t);
+    int back = 0;
+    for (int i = 0; i < 20; i++)
+        if (sched_send(s, seq++, 1200, 0, t + (uint64_t)i * 500, &d) == SCHED_SEND &&
+            d.link[0] == 10)
+            back++;
+    CHECK(back > 0);
+    /* both silent (the peer or the way back stalled): both still used */
+    t += 10 * MS;
+    used[0] = used[1] = 0;
+    for (int i = 0; i < 40; i++)
+        if (sched_send(s, seq++, 1200, 0, t + 40 * MS + (uint64_t)i * 500, &d) == SCHED_SEND)
+            used[d.link[0] - 10]++;
+    CHECK(used[0] > 0 && used[1] > 0);
+    sched_free(s);
+}
+
+/* A link declared down starts the same queue grace as a policy drain: the survivors take its
+ * re-sends and its load while the flows still send for the old capacity. */
+static void test_sched_down_grace(void)
+{
+    struct sched *s = mk(2);
+    teach(s, 10, 40, 10, 1000);
+    teach(s, 11, 40, 5, 1000);
+    struct ctrl_probe pr[4];
+    sched_tick(s, 1000, pr, 4);
+    struct sched_decision d;
+    /* something in flight on link 10, then silence until it is declared down */
+    CHECK_INT(sched_send(s, 1, 1250, 0, 2000, &d), SCHED_SEND);
+    uint64_t t = 2000;
+    while (sched_link_est(s, 10)->state != LINK_DOWN && t < 500 * MS) {
+        t += MS;
+        teach(s, 11, 40, 5, t);
+        sched_tick(s, t, pr, 4);
+    }
+    CHECK_INT(sched_link_est(s, 10)->state, LINK_DOWN);
+    uint64_t rs[4];
+    sched_take_resend(s, rs, 4);
+    uint64_t seq = 2;
+    unsigned in_grace = offer(s, t + MS, &seq);
+    teach(s, 11, 40, 5, t + 1900 * MS);
+    unsigned after = offer(s, t + 2000 * MS, &seq);
+    printf("down grace: %u of 135 refused in the second after the link died, %u later\n", in_grace,
+           after);
+    CHECK(after >= 25);
+    CHECK(in_grace * 2 < after);
+    sched_free(s);
+}
+
 static void test_sched_weights_classes(void)
 {
     struct sched *s = mk(3);
@@ -857,6 +964,8 @@ int main(void)
     test_sched_equalise();
     test_sched_weights_classes();
     test_sched_drain_grace();
+    test_sched_suspect();
+    test_sched_down_grace();
     test_sched_feedback_and_down();
     return test_summary();
 }

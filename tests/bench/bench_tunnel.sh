@@ -58,7 +58,15 @@ cut)
     T=${1:-20}
     tn_up 3 "$TN_HERE/scenarios/cut-fastest.scn"
     "$LAB" go
+    # the receiver's cumulative ACKs time the delivery gap exactly (tests/bench/ackgap.py)
+    "$LAB" exec inet python3 "$HERE/ackgap.py" inet0 5201 "$TN_RUN/ackgap.json" &
+    agpid=$!
     "$LAB" exec veh iperf3 -c "$INET" -t "$T" -i 0.1 -l 16K -J >"$TN_RUN/cut.json"
+    sleep 0.3
+    kill -TERM "$agpid" 2>/dev/null || true
+    wait "$agpid" || true
+    jq -r '"longest_delivery_gap_ms=\(.longest_gap_ms) at_s=\(.flows[0].gap_at_s) (receiver ACKs) over_100ms=\(.flows[0].over_100ms)"' \
+        "$TN_RUN/ackgap.json" || echo "ackgap: no result"
     jq -r '[.intervals[] | .sum.bytes] | "intervals=\(length) zero_100ms_intervals=\([.[] | select(. == 0)] | length)"' "$TN_RUN/cut.json"
     jq -r '.intervals[] | "\(.sum.start) \(.sum.bits_per_second / 1e6)"' "$TN_RUN/cut.json" |
         awk '{ if ($2 < 0.01) { run += 100; if (run > mx) mx = run } else run = 0 }
