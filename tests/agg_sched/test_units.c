@@ -578,6 +578,17 @@ static struct sched *mk(unsigned n)
     return s;
 }
 
+/* Two links (ids 10 and 11) of 40 ms RTT at the given rates, known to the scheduler. */
+static struct sched *mk_two(double mbps10, double mbps11)
+{
+    struct sched *s = mk(2);
+    teach(s, 10, 40, mbps10, 1000);
+    teach(s, 11, 40, mbps11, 1000);
+    struct ctrl_probe pr[4];
+    sched_tick(s, 1000, pr, 4);
+    return s;
+}
+
 /* Delay equalisation: bulk packets are placed by queue alone (both links share a burst from
  * the first packets, in the ratio of their rates), small ones still take the fastest arrival,
  * and a repair is never equalised. */
@@ -683,11 +694,7 @@ static unsigned offer(struct sched *s, uint64_t t0, uint64_t *seq)
  * normal budget. */
 static void test_sched_drain_grace(void)
 {
-    struct sched *s = mk(2);
-    teach(s, 10, 40, 10, 1000);
-    teach(s, 11, 40, 5, 1000);
-    struct ctrl_probe pr[4];
-    sched_tick(s, 1000, pr, 4);
+    struct sched *s = mk_two(10, 5);
     uint64_t seq = 1;
     sched_set_weight(s, 10, 0.0);
     unsigned in_grace = offer(s, 2000, &seq);
@@ -771,11 +778,8 @@ static void test_sched_suspect(void)
  * re-sends and its load while the flows still send for the old capacity. */
 static void test_sched_down_grace(void)
 {
-    struct sched *s = mk(2);
-    teach(s, 10, 40, 10, 1000);
-    teach(s, 11, 40, 5, 1000);
+    struct sched *s = mk_two(10, 5);
     struct ctrl_probe pr[4];
-    sched_tick(s, 1000, pr, 4);
     struct sched_decision d;
     /* something in flight on link 10, then silence until it is declared down */
     CHECK_INT(sched_send(s, 1, 1250, 0, 2000, &d), SCHED_SEND);
@@ -881,11 +885,8 @@ static void test_sched_weights_classes(void)
 
 static void test_sched_feedback_and_down(void)
 {
-    struct sched *s = mk(2);
-    teach(s, 10, 40, 10, 1000);
-    teach(s, 11, 40, 10, 1000);
+    struct sched *s = mk_two(10, 10);
     struct ctrl_probe pr[4];
-    sched_tick(s, 1000, pr, 4);
     struct sched_decision d;
     uint64_t on[2][32];
     int non[2] = {0, 0};
