@@ -5,6 +5,7 @@
  * line), and the first error wins because it is the one to fix first. */
 #include "board/board.h"
 #include "common/common.h"
+#include "common/jsoncheck.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,141 +25,24 @@
 /* A profile is a few KiB; anything much bigger is not a profile (and must not be slurped). */
 #define PROFILE_MAX_BYTES (256u * 1024u)
 
-struct pctx {
-    const char *src;
-    char *err;
-    size_t errlen;
-    int failed;
-};
-
-__attribute__((format(printf, 3, 4))) static int fail(struct pctx *v, const char *path,
-                                                      const char *fmt, ...)
-{
-    if (v->failed++)
-        return -1;
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (path[0])
-        snprintf(v->err, v->errlen, "%s: %s: %s", v->src, path, msg);
-    else
-        snprintf(v->err, v->errlen, "%s: %s", v->src, msg);
-    return -1;
-}
-
-static void child(char *out, size_t n, const char *parent, const char *key)
-{
-    snprintf(out, n, parent[0] ? "%s.%s" : "%s%s", parent, key);
-}
-
-static const char *type_name(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
-
-static int check_keys(struct pctx *v, const char *path, json_t *obj, const char *const *allowed)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, key) == 0;
-        if (!ok) {
-            char p[200];
-            child(p, sizeof p, path, key);
-            return fail(v, p, "unknown key (see docs/board.md)");
-        }
-    }
-    return 0;
-}
-
-static int get_str(struct pctx *v, const char *path, json_t *obj, const char *key, bool required,
-                   char *dst, size_t n)
+static int get_temp(struct jc *v, const char *path, json_t *obj, const char *key, double *dst)
 {
     char p[200];
-    child(p, sizeof p, path, key);
+    jc_child(p, sizeof p, path, key);
     json_t *j = json_object_get(obj, key);
     if (!j)
-        return required ? fail(v, p, "missing (required)") : 0;
-    if (!json_is_string(j))
-        return fail(v, p, "must be a string, got %s", type_name(j));
-    const char *s = json_string_value(j);
-    size_t len = json_string_length(j);
-    if (len != strlen(s))
-        return fail(v, p, "must not contain NUL bytes");
-    if (len >= n)
-        return fail(v, p, "too long (%zu bytes, at most %zu)", len, n - 1);
-    if (required && !len)
-        return fail(v, p, "must not be empty");
-    str_copy(dst, s, n);
-    return 0;
-}
-
-static int get_uint(struct pctx *v, const char *path, json_t *obj, const char *key, unsigned max,
-                    unsigned *dst)
-{
-    char p[200];
-    child(p, sizeof p, path, key);
-    json_t *j = json_object_get(obj, key);
-    if (!j)
-        return 0;
-    if (!json_is_integer(j))
-        return fail(v, p, "must be an integer in 0..%u, got %s", max, type_name(j));
-    json_int_t x = json_integer_value(j);
-    if (x < 0 || x > (json_int_t)max)
-        return fail(v, p, "must be in 0..%u, got %lld", max, (long long)x);
-    *dst = (unsigned)x;
-    return 0;
-}
-
-static int get_temp(struct pctx *v, const char *path, json_t *obj, const char *key, double *dst)
-{
-    char p[200];
-    child(p, sizeof p, path, key);
-    json_t *j = json_object_get(obj, key);
-    if (!j)
-        return fail(v, p, "missing (required)");
+        return jc_fail(v, p, "missing (required)");
     if (!json_is_number(j))
-        return fail(v, p, "must be a temperature in degC (-40..150), got %s", type_name(j));
+        return jc_fail(v, p, "must be a temperature in degC (-40..150), got %s", jc_type_name(j));
     double x = json_number_value(j);
     if (!(x >= -40 && x <= 150))
-        return fail(v, p, "must be in -40..150 degC, got %g", x);
+        return jc_fail(v, p, "must be in -40..150 degC, got %g", x);
     *dst = x;
     return 0;
 }
 
-/* Names end up in log lines and the recording: keep them tame. */
-static int check_name(struct pctx *v, const char *path, const char *s)
-{
-    for (const char *c = s; *c; c++)
-        if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
-            return fail(v, path, "\"%s\": only letters, digits, '-', '_' and '.' are allowed", s);
-    return 0;
-}
-
 /* USB port paths as sysfs names them: bus "-" port {"." port}, e.g. "1-1.2". */
-static int check_usb(struct pctx *v, const char *path, const char *s)
+static int check_usb(struct jc *v, const char *path, const char *s)
 {
     const char *c = s;
     bool ok = isdigit((unsigned char)*c);
@@ -172,50 +56,51 @@ static int check_usb(struct pctx *v, const char *path, const char *s)
             c++;
     }
     if (!ok || *c)
-        return fail(v, path, "\"%s\": must be a USB port path like \"1-1.2\"", s);
+        return jc_fail(v, path, "\"%s\": must be a USB port path like \"1-1.2\"", s);
     return 0;
 }
 
-static int get_line(struct pctx *v, const char *path, json_t *obj, const char *key,
+static int get_line(struct jc *v, const char *path, json_t *obj, const char *key,
                     struct board_line *out)
 {
     char p[200];
-    child(p, sizeof p, path, key);
+    jc_child(p, sizeof p, path, key);
     json_t *j = json_object_get(obj, key);
     memset(out, 0, sizeof *out);
     out->offset = -1;
     if (!j || json_is_null(j))
         return 0;
     if (!json_is_object(j))
-        return fail(v, p, "must be an object {\"chip\", \"line\", \"active_low\"}, got %s",
-                    type_name(j));
+        return jc_fail(v, p, "must be an object {\"chip\", \"line\", \"active_low\"}, got %s",
+                       jc_type_name(j));
     static const char *const keys[] = {"chip", "line", "active_low", NULL};
-    if (check_keys(v, p, j, keys) || get_str(v, p, j, "chip", true, out->chip, sizeof out->chip))
+    if (jc_check_keys(v, p, j, keys) ||
+        jc_get_str(v, p, j, "chip", true, out->chip, sizeof out->chip))
         return -1;
     char lp[220];
-    child(lp, sizeof lp, p, "line");
+    jc_child(lp, sizeof lp, p, "line");
     json_t *l = json_object_get(j, "line");
     if (!l)
-        return fail(v, lp, "missing (required: an offset or a line name)");
+        return jc_fail(v, lp, "missing (required: an offset or a line name)");
     if (json_is_integer(l)) {
         json_int_t x = json_integer_value(l);
         if (x < 0 || x > 1023)
-            return fail(v, lp, "offset must be in 0..1023, got %lld", (long long)x);
+            return jc_fail(v, lp, "offset must be in 0..1023, got %lld", (long long)x);
         out->offset = (int)x;
     } else if (json_is_string(l)) {
-        if (get_str(v, p, j, "line", true, out->name, sizeof out->name) ||
-            check_name(v, lp, out->name))
+        if (jc_get_str(v, p, j, "line", true, out->name, sizeof out->name) ||
+            jc_check_name(v, lp, out->name))
             return -1;
     } else {
-        return fail(v, lp, "must be an offset (integer) or a line name (string), got %s",
-                    type_name(l));
+        return jc_fail(v, lp, "must be an offset (integer) or a line name (string), got %s",
+                       jc_type_name(l));
     }
     json_t *al = json_object_get(j, "active_low");
     if (al) {
         if (!json_is_boolean(al)) {
             char ap[220];
-            child(ap, sizeof ap, p, "active_low");
-            return fail(v, ap, "must be true or false, got %s", type_name(al));
+            jc_child(ap, sizeof ap, p, "active_low");
+            return jc_fail(v, ap, "must be true or false, got %s", jc_type_name(al));
         }
         out->active_low = json_is_true(al);
     }
@@ -229,15 +114,16 @@ static bool same_line(const struct board_line *a, const struct board_line *b)
            (a->offset >= 0 ? a->offset == b->offset : strcmp(a->name, b->name) == 0);
 }
 
-static int parse_slots(struct pctx *v, json_t *root, struct board_profile *p)
+static int parse_slots(struct jc *v, json_t *root, struct board_profile *p)
 {
     json_t *arr = json_object_get(root, "slots");
     if (!arr)
         return 0;
     if (!json_is_array(arr))
-        return fail(v, "slots", "must be an array, got %s", type_name(arr));
+        return jc_fail(v, "slots", "must be an array, got %s", jc_type_name(arr));
     if (json_array_size(arr) > BOARD_MAX_SLOTS)
-        return fail(v, "slots", "at most %d slots, got %zu", BOARD_MAX_SLOTS, json_array_size(arr));
+        return jc_fail(v, "slots", "at most %d slots, got %zu", BOARD_MAX_SLOTS,
+                       json_array_size(arr));
     size_t i;
     json_t *j;
     json_array_foreach(arr, i, j)
@@ -245,89 +131,89 @@ static int parse_slots(struct pctx *v, json_t *root, struct board_profile *p)
         char path[64];
         snprintf(path, sizeof path, "slots[%zu]", i);
         if (!json_is_object(j))
-            return fail(v, path, "must be an object, got %s", type_name(j));
+            return jc_fail(v, path, "must be an object, got %s", jc_type_name(j));
         struct board_slot *s = &p->slots[i];
         static const char *const keys[] = {"name", "link", "usb", "power", "reset", NULL};
         char np[80], lp[80], up[80];
-        child(np, sizeof np, path, "name");
-        child(lp, sizeof lp, path, "link");
-        child(up, sizeof up, path, "usb");
-        if (check_keys(v, path, j, keys) ||
-            get_str(v, path, j, "name", true, s->name, sizeof s->name) ||
-            check_name(v, np, s->name) ||
-            get_str(v, path, j, "link", false, s->link, sizeof s->link) ||
-            check_name(v, lp, s->link) ||
-            get_str(v, path, j, "usb", false, s->usb, sizeof s->usb) ||
+        jc_child(np, sizeof np, path, "name");
+        jc_child(lp, sizeof lp, path, "link");
+        jc_child(up, sizeof up, path, "usb");
+        if (jc_check_keys(v, path, j, keys) ||
+            jc_get_str(v, path, j, "name", true, s->name, sizeof s->name) ||
+            jc_check_name(v, np, s->name) ||
+            jc_get_str(v, path, j, "link", false, s->link, sizeof s->link) ||
+            jc_check_name(v, lp, s->link) ||
+            jc_get_str(v, path, j, "usb", false, s->usb, sizeof s->usb) ||
             (s->usb[0] && check_usb(v, up, s->usb)) || get_line(v, path, j, "power", &s->power) ||
             get_line(v, path, j, "reset", &s->reset))
             return -1;
         for (size_t k = 0; k < i; k++) {
             const struct board_slot *o = &p->slots[k];
             if (strcmp(o->name, s->name) == 0)
-                return fail(v, np, "\"%s\" is also slots[%zu].name", s->name, k);
+                return jc_fail(v, np, "\"%s\" is also slots[%zu].name", s->name, k);
             if (s->link[0] && strcmp(o->link, s->link) == 0)
-                return fail(v, lp, "\"%s\" is also slots[%zu].link", s->link, k);
+                return jc_fail(v, lp, "\"%s\" is also slots[%zu].link", s->link, k);
         }
         p->nslots = (unsigned)i + 1;
     }
     return 0;
 }
 
-static int parse_thermal(struct pctx *v, json_t *root, struct board_profile *p)
+static int parse_thermal(struct jc *v, json_t *root, struct board_profile *p)
 {
     json_t *arr = json_object_get(root, "thermal");
     if (!arr)
         return 0;
     if (!json_is_array(arr))
-        return fail(v, "thermal", "must be an array, got %s", type_name(arr));
+        return jc_fail(v, "thermal", "must be an array, got %s", jc_type_name(arr));
     if (json_array_size(arr) > BOARD_MAX_ZONES)
-        return fail(v, "thermal", "at most %d zones, got %zu", BOARD_MAX_ZONES,
-                    json_array_size(arr));
+        return jc_fail(v, "thermal", "at most %d zones, got %zu", BOARD_MAX_ZONES,
+                       json_array_size(arr));
     size_t i;
     json_t *j;
     json_array_foreach(arr, i, j)
     {
         char path[64], zp[80], cp[80];
         snprintf(path, sizeof path, "thermal[%zu]", i);
-        child(zp, sizeof zp, path, "zone");
-        child(cp, sizeof cp, path, "crit_c");
+        jc_child(zp, sizeof zp, path, "zone");
+        jc_child(cp, sizeof cp, path, "crit_c");
         if (!json_is_object(j))
-            return fail(v, path, "must be an object, got %s", type_name(j));
+            return jc_fail(v, path, "must be an object, got %s", jc_type_name(j));
         struct board_zone *z = &p->zones[i];
         static const char *const keys[] = {"zone", "warn_c", "crit_c", NULL};
-        if (check_keys(v, path, j, keys) ||
-            get_str(v, path, j, "zone", true, z->zone, sizeof z->zone))
+        if (jc_check_keys(v, path, j, keys) ||
+            jc_get_str(v, path, j, "zone", true, z->zone, sizeof z->zone))
             return -1;
         /* The zone becomes a path component under the thermal root: no "..", no '/'. */
         if (strcmp(z->zone, "*") != 0 &&
-            (check_name(v, zp, z->zone) || strncmp(z->zone, "thermal_zone", 12) != 0))
-            return fail(v, zp, "\"%s\": must be \"thermal_zoneN\" or \"*\"", z->zone);
+            (jc_check_name(v, zp, z->zone) || strncmp(z->zone, "thermal_zone", 12) != 0))
+            return jc_fail(v, zp, "\"%s\": must be \"thermal_zoneN\" or \"*\"", z->zone);
         if (get_temp(v, path, j, "warn_c", &z->warn_c) ||
             get_temp(v, path, j, "crit_c", &z->crit_c))
             return -1;
         if (z->crit_c <= z->warn_c)
-            return fail(v, cp, "%g must be above warn_c (%g)", z->crit_c, z->warn_c);
+            return jc_fail(v, cp, "%g must be above warn_c (%g)", z->crit_c, z->warn_c);
         p->nzones = (unsigned)i + 1;
     }
     return 0;
 }
 
-static int parse_leds(struct pctx *v, json_t *root, struct board_profile *p)
+static int parse_leds(struct jc *v, json_t *root, struct board_profile *p)
 {
     json_t *j = json_object_get(root, "leds");
     if (!j)
         return 0;
     if (!json_is_object(j))
-        return fail(v, "leds", "must be an object, got %s", type_name(j));
+        return jc_fail(v, "leds", "must be an object, got %s", jc_type_name(j));
     static const char *const keys[] = {"status", "link", NULL};
-    return check_keys(v, "leds", j, keys) || get_line(v, "leds", j, "status", &p->led_status) ||
+    return jc_check_keys(v, "leds", j, keys) || get_line(v, "leds", j, "status", &p->led_status) ||
                    get_line(v, "leds", j, "link", &p->led_link)
                ? -1
                : 0;
 }
 
 /* Two functions on one line would fight over it (one powers a modem, the other resets it). */
-static int check_line_reuse(struct pctx *v, const struct board_profile *p)
+static int check_line_reuse(struct jc *v, const struct board_profile *p)
 {
     struct {
         const struct board_line *l;
@@ -347,7 +233,7 @@ static int check_line_reuse(struct pctx *v, const struct board_profile *p)
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < i; k++)
             if (same_line(all[i].l, all[k].l))
-                return fail(v, all[i].path, "same GPIO line as %s", all[k].path);
+                return jc_fail(v, all[i].path, "same GPIO line as %s", all[k].path);
     return 0;
 }
 
@@ -375,41 +261,41 @@ void board_profile_generic(struct board_profile *p)
 int board_profile_parse(const char *json, size_t len, const char *source, struct board_profile *p,
                         char *err, size_t errlen)
 {
-    struct pctx v = {.src = source, .err = err, .errlen = errlen};
+    struct jc v = {.src = source, .doc = "docs/board.md", .err = err, .errlen = errlen};
     defaults(p);
     json_error_t je;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return fail(&v, "", "line %d column %d: %s", je.line, je.column, je.text);
+        return jc_fail(&v, "", "line %d column %d: %s", je.line, je.column, je.text);
     int rc = -1;
     if (!json_is_object(root)) {
-        fail(&v, "", "must be a JSON object, got %s", type_name(root));
+        jc_fail(&v, "", "must be a JSON object, got %s", jc_type_name(root));
         goto out;
     }
     static const char *const keys[] = {"name",    "description", "power_cycle", "slots",
                                        "thermal", "storage",     "leds",        NULL};
-    if (check_keys(&v, "", root, keys) ||
-        get_str(&v, "", root, "name", true, p->name, sizeof p->name) ||
-        check_name(&v, "name", p->name) ||
-        get_str(&v, "", root, "description", false, p->description, sizeof p->description) ||
-        get_str(&v, "", root, "storage", false, p->storage, sizeof p->storage) ||
-        check_name(&v, "storage", p->storage))
+    if (jc_check_keys(&v, "", root, keys) ||
+        jc_get_str(&v, "", root, "name", true, p->name, sizeof p->name) ||
+        jc_check_name(&v, "name", p->name) ||
+        jc_get_str(&v, "", root, "description", false, p->description, sizeof p->description) ||
+        jc_get_str(&v, "", root, "storage", false, p->storage, sizeof p->storage) ||
+        jc_check_name(&v, "storage", p->storage))
         goto out;
     json_t *pc = json_object_get(root, "power_cycle");
     if (pc) {
         static const char *const pk[] = {"off_ms", "reset_pulse_ms", "boot_wait_ms", NULL};
         if (!json_is_object(pc)) {
-            fail(&v, "power_cycle", "must be an object, got %s", type_name(pc));
+            jc_fail(&v, "power_cycle", "must be an object, got %s", jc_type_name(pc));
             goto out;
         }
         /* Bounded: the modem thread blocks for their sum (its liveness limit includes it). */
-        if (check_keys(&v, "power_cycle", pc, pk) ||
-            get_uint(&v, "power_cycle", pc, "off_ms", 60000, &p->off_ms) ||
-            get_uint(&v, "power_cycle", pc, "reset_pulse_ms", 10000, &p->reset_pulse_ms) ||
-            get_uint(&v, "power_cycle", pc, "boot_wait_ms", 60000, &p->boot_wait_ms))
+        if (jc_check_keys(&v, "power_cycle", pc, pk) ||
+            jc_get_uint(&v, "power_cycle", pc, "off_ms", 0, 60000, &p->off_ms) ||
+            jc_get_uint(&v, "power_cycle", pc, "reset_pulse_ms", 0, 10000, &p->reset_pulse_ms) ||
+            jc_get_uint(&v, "power_cycle", pc, "boot_wait_ms", 0, 60000, &p->boot_wait_ms))
             goto out;
         if (p->off_ms < 100) {
-            fail(&v, "power_cycle.off_ms", "must be at least 100 ms, got %u", p->off_ms);
+            jc_fail(&v, "power_cycle.off_ms", "must be at least 100 ms, got %u", p->off_ms);
             goto out;
         }
     }
