@@ -861,25 +861,36 @@ void bond_release(struct bond *b, uint64_t now_us)
  * link of absurd delay cannot hold everything back. Links without a probe for a second are
  * left out, like in the reorder hold. */
 #define EQ_MAX_PAD_US 200000
+
+/* A link bringing under 5 % of what this end receives (rx_share, an EWMA updated by
+ * update_rx_pad): left out of the equalisation pad and of the hold's detection allowance. */
+static bool rx_share_small(const struct bond *b, uint8_t link_id)
+{
+    if (link_id >= AGG_MAX_LINKS)
+        return false;
+    double tot = 0;
+    for (unsigned k = 0; k < AGG_MAX_LINKS; k++)
+        tot += b->rx_share[k];
+    return b->rx_share[link_id] < 0.05 * tot;
+}
+
 static void update_rx_pad(struct bond *b, const struct linkest *es, size_t ne, uint64_t now_us)
 {
     /* Which links the peer really uses: an EWMA (~1 s) of what each link delivered here. A
      * link with under 5 % of it does not set the pad (the peer's scheduler leaves such links
      * out of its equalised delay too): a saturated 200 kbit/s link, whose probes queue behind
      * its data, would otherwise hold all traffic for its queue. */
-    double tot = 0;
     for (unsigned k = 0; k < AGG_MAX_LINKS; k++) {
         uint64_t rb = b->link[k].rx_bytes;
         b->rx_share[k] += ((double)(rb - b->rx_pad_bytes[k]) - b->rx_share[k]) / 8.0;
         b->rx_pad_bytes[k] = rb;
-        tot += b->rx_share[k];
     }
     int64_t hi = INT64_MIN;
     for (size_t i = 0; i < ne; i++) {
         const struct linkest *e = &es[i];
         if (!linkest_usable(e) || !e->has_rx || now_us - e->rx_last_us > 1000000)
             continue;
-        if (e->link_id < AGG_MAX_LINKS && b->rx_share[e->link_id] < 0.05 * tot)
+        if (rx_share_small(b, e->link_id))
             continue;
         if (e->rx_base_us > hi)
             hi = e->rx_base_us;
@@ -1003,18 +1014,15 @@ void bond_tick(struct bond *b, uint64_t now_us)
          * the largest srtt bounds the repair; holding a little too long only delays the rare
          * unrepairable loss, releasing too early turns every repair into a TCP loss. */
         uint32_t arq = 0, detect = 0;
-        double share_tot = 0;
-        for (unsigned k = 0; k < AGG_MAX_LINKS; k++)
-            share_tot += b->rx_share[k];
         for (size_t i = 0; i < ne; i++) {
             if (!linkest_usable(&es[i]) || !es[i].has_rtt)
                 continue;
             if (es[i].srtt_us > arq)
                 arq = es[i].srtt_us;
-            /* Only links that bring a real share (>= 5 %, as for the pad below): a saturated
-             * 200 kbit/s link has the full 300 ms timeout, and every gap would wait that long
-             * for a link that carries next to nothing. */
-            if (es[i].link_id < AGG_MAX_LINKS && b->rx_share[es[i].link_id] < 0.05 * share_tot)
+            /* Only links that bring a real share (as for the pad): a saturated 200 kbit/s link
+             * has the full 300 ms timeout, and every gap would wait that long for a link that
+             * carries next to nothing. */
+            if (rx_share_small(b, es[i].link_id))
                 continue;
             uint32_t to = linkest_timeout_us(&es[i]);
             if (to > detect)

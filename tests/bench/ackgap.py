@@ -75,7 +75,7 @@ def main():
         key = (data[off + 16:off + 20], dport)
         f = flows.get(key)
         if f is None:
-            flows[key] = {"ack": ack, "t": ts, "first": ts, "gap": 0.0, "at": 0.0, "n": 0,
+            flows[key] = {"ack": ack, "t": ts, "gap": 0.0, "at": 0.0, "n": 0,
                           "bytes": 0, "top": []}
             continue
         adv = (ack - f["ack"]) & 0xFFFFFFFF
