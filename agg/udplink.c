@@ -862,8 +862,8 @@ void bond_release(struct bond *b, uint64_t now_us)
  * left out, like in the reorder hold. */
 #define EQ_MAX_PAD_US 200000
 
-/* A link bringing under 5 % of what this end receives (rx_share, an EWMA updated by
- * update_rx_pad): left out of the equalisation pad and of the hold's detection allowance. */
+/* A link bringing under 5 % of what this end receives now (rx_share, an EWMA of ~1 s updated
+ * by update_rx_pad): left out of the hold's detection allowance. */
 static bool rx_share_small(const struct bond *b, uint8_t link_id)
 {
     if (link_id >= AGG_MAX_LINKS)
@@ -874,23 +874,46 @@ static bool rx_share_small(const struct bond *b, uint8_t link_id)
     return b->rx_share[link_id] < 0.05 * tot;
 }
 
+/* A link that has brought under 5 % of what this end receives for 2 s of load: left out of
+ * the equalisation pad (the peer's scheduler leaves such links out of its equalised delay
+ * too). A saturated 200 kbit/s link, whose probes queue behind its data, would otherwise hold
+ * all traffic for its queue (asym: 24 Mbit/s instead of 34). Every link counts until proven
+ * small: a TCP flow that starts on the fast links while the slow one's estimate is still tiny
+ * must not learn its minimum RTT from a pad without the slow link and then see the RTT jump
+ * when that link's share passes 5 %. In three-links a flow's first samples were 60-70 ms, the
+ * later ones ~97 ms, and CUBIC's HyStart ends slow start on a rise of 1/8. Idle spells (under
+ * 4.8 Mbit/s) change nothing either way. */
+#define PAD_SMALL_UPDATES 20      /* 2 s of pad updates */
+#define PAD_LOADED_BYTES  60000.0 /* per 100 ms */
+static bool pad_leaves_out(const struct bond *b, uint8_t link_id)
+{
+    return link_id < AGG_MAX_LINKS && b->pad_small_n[link_id] >= PAD_SMALL_UPDATES;
+}
+
 static void update_rx_pad(struct bond *b, const struct linkest *es, size_t ne, uint64_t now_us)
 {
-    /* Which links the peer really uses: an EWMA (~1 s) of what each link delivered here. A
-     * link with under 5 % of it does not set the pad (the peer's scheduler leaves such links
-     * out of its equalised delay too): a saturated 200 kbit/s link, whose probes queue behind
-     * its data, would otherwise hold all traffic for its queue. */
+    /* Which links the peer really uses: an EWMA (~1 s) of what each link delivered here. */
+    double tot = 0;
     for (unsigned k = 0; k < AGG_MAX_LINKS; k++) {
         uint64_t rb = b->link[k].rx_bytes;
         b->rx_share[k] += ((double)(rb - b->rx_pad_bytes[k]) - b->rx_share[k]) / 8.0;
         b->rx_pad_bytes[k] = rb;
+        tot += b->rx_share[k];
+    }
+    if (tot >= PAD_LOADED_BYTES) {
+        for (unsigned k = 0; k < AGG_MAX_LINKS; k++) {
+            if (b->rx_share[k] >= 0.05 * tot)
+                b->pad_small_n[k] = 0;
+            else if (b->pad_small_n[k] < PAD_SMALL_UPDATES)
+                b->pad_small_n[k]++;
+        }
     }
     int64_t hi = INT64_MIN;
     for (size_t i = 0; i < ne; i++) {
         const struct linkest *e = &es[i];
         if (!linkest_usable(e) || !e->has_rx || now_us - e->rx_last_us > 1000000)
             continue;
-        if (rx_share_small(b, e->link_id))
+        if (pad_leaves_out(b, e->link_id))
             continue;
         if (e->rx_base_us > hi)
             hi = e->rx_base_us;
@@ -1019,9 +1042,10 @@ void bond_tick(struct bond *b, uint64_t now_us)
                 continue;
             if (es[i].srtt_us > arq)
                 arq = es[i].srtt_us;
-            /* Only links that bring a real share (as for the pad): a saturated 200 kbit/s link
-             * has the full 300 ms timeout, and every gap would wait that long for a link that
-             * carries next to nothing. */
+            /* Only links that bring a real share now: a saturated 200 kbit/s link has the full
+             * 300 ms timeout, and every gap would wait that long for a link that carries next
+             * to nothing. (The pad waits for 2 s of evidence; the hold need not: a longer hold
+             * only matters for a loss that is never repaired.) */
             if (rx_share_small(b, es[i].link_id))
                 continue;
             uint32_t to = linkest_timeout_us(&es[i]);

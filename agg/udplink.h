@@ -132,8 +132,11 @@ struct bond {
     uint32_t rx_pad_us[AGG_MAX_LINKS];
     uint64_t rx_pad_bytes[AGG_MAX_LINKS]; /* link rx_bytes at the last pad update */
     double rx_share[AGG_MAX_LINKS];       /* EWMA of bytes received per 100 ms */
-    uint32_t eq_min_bytes;                /* bulk = at least this many bytes on the wire; 0 = off */
-    uint64_t rx_padded; /* packets delivered later than released, for equalisation */
+    /* Consecutive pad updates (100 ms) in which the bond was loaded and the link brought under
+     * 5 % of it; 20 of them leave the link out of the pad (pad_leaves_out in udplink.c). */
+    uint8_t pad_small_n[AGG_MAX_LINKS];
+    uint32_t eq_min_bytes; /* bulk = at least this many bytes on the wire; 0 = off */
+    uint64_t rx_padded;    /* packets delivered later than released, for equalisation */
     bool lz4;
     unsigned inner_mtu;
     bond_deliver_fn deliver;
