@@ -14,42 +14,18 @@ recording backend. Proves issue #7's board items end to end:
   C. CORRIDOR_TEST_HANG=control@2 then SIGTERM: the hung thread cannot be joined; the stop
      guard exits with 70 after 10 s, disarming the watchdog ('V') because a stop was asked.
 Exit 0 = all passed."""
-import argparse, copy, json, os, select, signal, socket, subprocess, sys, tempfile, threading
-import time
+import json, os, select, signal, socket, subprocess, sys, tempfile, threading, time
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--corridor", required=True)
-ap.add_argument("--sim", required=True)
-ap.add_argument("--scenario", required=True)
-args = ap.parse_args()
-emu = os.environ.get("CORRIDOR_EMU", "").split()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import simharness as sh  # noqa: E402
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok:", what)
-    else:
-        failed += 1
-        print("FAIL:", what)
-
+args = sh.parse_args(__doc__)
+emu = sh.emulator()
+check = sh.Checks()
 
 tmp = tempfile.mkdtemp(prefix="corridor-board-wd-")
-template = json.load(open(args.scenario))
-scen = {k: v for k, v in template.items() if k != "modems"}
-scen["modems"] = []
 names = ["m01", "m02"]
-for i, n in enumerate(names):
-    m = copy.deepcopy(template["modems"][0])
-    m["name"] = n
-    m["path"] = os.path.join(tmp, "tty", n)
-    m["identity"]["imei"] = "86263605589%04d" % i
-    m.pop("faults", None)
-    scen["modems"].append(m)
-json.dump(scen, open(os.path.join(tmp, "scenario.json"), "w"))
+sh.write_modem_scenario(args.scenario, tmp, names)
 
 profile = {
     "name": "wdtest",
@@ -169,27 +145,11 @@ def max_gap(ts):
     return max((b - a for a, b in zip(ts, ts[1:])), default=0)
 
 
-def wait_for(cond, timeout, step=0.2):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
+wait_for = sh.wait_for
 
 
 def sim_cmd(line):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(os.path.join(tmp, "sim.sock"))
-    s.sendall((line + "\n").encode())
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode().strip()
+    return sh.sim_command(tmp, line)
 
 
 def gpio_ops(d):
@@ -209,13 +169,10 @@ def sample_ages(d, link, seconds):
     ages = []
     end = time.time() + seconds
     while time.time() < end:
-        out = subprocess.run(emu + [args.corridor, "status", "--socket",
-                                    os.path.join(d, "control.sock")],
-                             capture_output=True, text=True, timeout=10)
-        if out.returncode == 0:
-            for l in json.loads(out.stdout).get("links", []):
-                if l.get("name") == link and l.get("modem"):
-                    ages.append(l["modem"]["age_ms"])
+        st = sh.corridor_status(args.corridor, os.path.join(d, "control.sock"), emu)
+        m = sh.links_by_name(st).get(link, {}).get("modem")
+        if m:
+            ages.append(m["age_ms"])
         time.sleep(0.25)
     return ages
 
@@ -394,11 +351,9 @@ def run_d():
 
 
 simlog = open(os.path.join(tmp, "sim.log"), "w")
-sim = subprocess.Popen(emu + [args.sim, "--control", os.path.join(tmp, "sim.sock"),
-                              os.path.join(tmp, "scenario.json")], stderr=simlog)
+sim = sh.start_sim(args.sim, tmp, simlog, emu)
 dirs = []
 try:
-    wait_for(lambda: os.path.exists(os.path.join(tmp, "sim.sock")), 10, 0.1)
     only = os.environ.get("BOARD_WD_ONLY", "abc")
     if "a" in only:
         run_a()
@@ -409,13 +364,9 @@ try:
     if "d" in only:
         run_d()
 finally:
-    sim.send_signal(signal.SIGTERM)
-    try:
-        sim.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        sim.kill()
+    sh.stop(sim)
     simlog.close()
-    if failed:
+    if check.failed:
         for r in "abcd":
             f = os.path.join(tmp, r, "corridor.log")
             if os.path.exists(f):
@@ -423,5 +374,4 @@ finally:
                 print("".join(open(f).readlines()[-30:]))
     else:
         subprocess.run(["rm", "-rf", tmp])
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+check.finish()

@@ -9,40 +9,17 @@ Checks the acceptance items of issue #2 at the level of the whole appliance:
   - garbage on a port never stalls it;
   - SIGTERM stops every thread within 2 s.
 Prints the measured figures. Exit 0 = all passed."""
-import argparse, copy, json, os, signal, socket, subprocess, sys, tempfile, time
+import json, os, signal, subprocess, sys, tempfile, time
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--corridor", required=True)
-ap.add_argument("--sim", required=True)
-ap.add_argument("--scenario", required=True)
-ap.add_argument("--modems", type=int, default=16)
-args = ap.parse_args()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import simharness as sh  # noqa: E402
 
-passed = failed = 0
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok:", what)
-    else:
-        failed += 1
-        print("FAIL:", what)
+args = sh.parse_args(__doc__, modems=16)
+check = sh.Checks()
 
 tmp = tempfile.mkdtemp(prefix="corridor-e2e-")
-template = json.load(open(args.scenario))
-base = template["modems"][0]
-scen = {k: v for k, v in template.items() if k != "modems"}
-scen["modems"] = []
 names = ["m%02d" % (i + 1) for i in range(args.modems)]
-for i, n in enumerate(names):
-    m = copy.deepcopy(base)
-    m["name"] = n
-    m["path"] = os.path.join(tmp, "tty", n)
-    m["identity"]["imei"] = "86263605589%04d" % i
-    m["identity"]["iccid"] = "897010100000000%05d" % i
-    m.pop("faults", None)  # scheduled faults of the demo would blur the measurements
-    scen["modems"].append(m)
-json.dump(scen, open(os.path.join(tmp, "scenario.json"), "w"), indent=1)
+_, base = sh.write_modem_scenario(args.scenario, tmp, names)
 
 cfg = {
     "vehicle_id": "e2e-0001",
@@ -58,38 +35,18 @@ cfg = {
 json.dump(cfg, open(os.path.join(tmp, "corridor.json"), "w"), indent=1)
 
 def sim_cmd(line):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(os.path.join(tmp, "sim.sock"))
-    s.sendall((line + "\n").encode())
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode().strip()
+    return sh.sim_command(tmp, line)
 
 def status():
-    out = subprocess.run([args.corridor, "status", "--socket", cfg["control_socket"]],
-                         capture_output=True, text=True, timeout=10)
-    if out.returncode != 0:
-        return None
-    return json.loads(out.stdout)
+    return sh.corridor_status(args.corridor, cfg["control_socket"])
 
-def links_by_name(st):
-    return {l["name"]: l for l in st["links"]} if st else {}
+links_by_name = sh.links_by_name
 
 simlog = open(os.path.join(tmp, "sim.log"), "w")
 corlog = open(os.path.join(tmp, "corridor.log"), "w")
-sim = subprocess.Popen([args.sim, "--control", os.path.join(tmp, "sim.sock"),
-                        os.path.join(tmp, "scenario.json")], stderr=simlog)
+sim = sh.start_sim(args.sim, tmp, simlog)
 cor = None
 try:
-    for _ in range(100):
-        if os.path.exists(os.path.join(tmp, "sim.sock")):
-            break
-        time.sleep(0.1)
     cor = subprocess.Popen([args.corridor, "run", "--config", os.path.join(tmp, "corridor.json")],
                            stderr=corlog)
     # 1. all modems polling
@@ -196,15 +153,10 @@ try:
 finally:
     if cor and cor.poll() is None:
         cor.kill()
-    sim.send_signal(signal.SIGTERM)
-    try:
-        sim.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        sim.kill()
+    sh.stop(sim)
     corlog.close()
     simlog.close()
-    if failed:
+    if check.failed:
         print("--- corridor log (tail) ---")
         print("".join(open(os.path.join(tmp, "corridor.log")).readlines()[-40:]))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+check.finish()
