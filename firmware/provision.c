@@ -310,13 +310,9 @@ int provision_start(const struct config *cfg, struct state *st, struct tunnel *t
     p->cfg = cfg;
     p->st = st;
     p->tunnel = t;
-    /* What the tunnel starts with: the cache if there is one, else the config. */
-    char cerr[256];
-    if (provision_cache_load(cfg->data_dir, p->current, &p->ncurrent, cerr, sizeof cerr) != 0) {
-        for (unsigned i = 0; i < cfg->tunnel.nhubs; i++)
-            str_copy(p->current[i], cfg->tunnel.hubs[i], sizeof p->current[i]);
-        p->ncurrent = cfg->tunnel.nhubs;
-    }
+    /* What the tunnel started with (the cache if there was one, else the config): a fetched
+     * list equal to it changes nothing. */
+    p->ncurrent = tunnel_start_hubs(t, p->current);
     if (strncmp(cfg->tunnel.hubs_url, "http://", 7) == 0)
         LOG_W(SUB, "tunnel.hubs_url is plain http: the list is not authenticated (the hub key "
                    "is pinned, so a forged list can only point at hubs that fail the handshake)");

@@ -669,8 +669,10 @@ int run_daemon(const struct config *cfg)
             status = 1;
             goto stop;
         }
-        LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks,
-              cfg->tunnel.nhubs, cfg->tunnel.hubs[0]);
+        char hubs[CFG_MAX_HUBS][64];
+        unsigned nh = tunnel_start_hubs(sv.tunnel, hubs);
+        LOG_I("run", "tunnel: %s on %u links, %u hubs (first %s)", cfg->tunnel.tun, cfg->nlinks, nh,
+              nh ? hubs[0] : "none");
     }
     if (cfg->tunnel.enabled && cfg->tunnel.hubs_url[0] &&
         provision_start(cfg, sv.st, sv.tunnel, &sv.provision, err, sizeof err) != 0) {

@@ -15,6 +15,8 @@ struct tunnel {
     unsigned nlinks;
     char names[CFG_MAX_LINKS][32];
     bool has_modem[CFG_MAX_LINKS];
+    char hubs[CFG_MAX_HUBS][64]; /* the list it started with (tunnel_start_hubs) */
+    unsigned nhubs;
 };
 
 static const char *hub_state_name(enum agg_hub_state s)
@@ -105,6 +107,9 @@ int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out
             LOG_I("tunnel", "hubs from the provisioning cache (%u, first %s)", n, cached[0]);
         }
     }
+    for (unsigned i = 0; i < ac->n_hubs && i < CFG_MAX_HUBS; i++)
+        str_copy(t->hubs[i], ac->hubs[i], sizeof t->hubs[i]);
+    t->nhubs = ac->n_hubs < CFG_MAX_HUBS ? ac->n_hubs : CFG_MAX_HUBS;
     ac->lz4 = tc->lz4;
     char kerr[256];
     if (keys_load_private(tc->private_key_file, ac->private_key, NULL, kerr, sizeof kerr) != 0) {
@@ -143,6 +148,15 @@ fail:
     free(ac);
     free(t);
     return -1;
+}
+
+unsigned tunnel_start_hubs(const struct tunnel *t, char hubs[][64])
+{
+    if (!t)
+        return 0;
+    for (unsigned i = 0; i < t->nhubs; i++)
+        str_copy(hubs[i], t->hubs[i], 64);
+    return t->nhubs;
 }
 
 int tunnel_set_hubs(struct tunnel *t, char hubs[][64], unsigned n, char *err, size_t errlen)

@@ -18,6 +18,10 @@ int tunnel_start(const struct config *cfg, struct state *st, struct tunnel **out
 void tunnel_tick(struct tunnel *t);
 /* From the policy engine (firmware/steer.c): per-link weights in config order. NULL-safe. */
 void tunnel_set_weights(struct tunnel *t, const double *w, unsigned n);
+/* The hub list the tunnel started with (at most CFG_MAX_HUBS): the provisioning cache when
+ * tunnel.hubs_url is set and a cache exists, else the config's. Returns the count; NULL-safe
+ * (0). The cache is read once, here, so provisioning compares against what the tunnel uses. */
+unsigned tunnel_start_hubs(const struct tunnel *t, char hubs[][64]);
 /* A new hub list (from provisioning): 0, or -1 with err. NULL-safe (-1). */
 int tunnel_set_hubs(struct tunnel *t, char hubs[][64], unsigned n, char *err, size_t errlen);
 /* New traffic classes (configuration reload): 0, or -1 with err. NULL-safe (-1). */
