@@ -75,16 +75,25 @@ static const char *profile_json =
     "{\"name\":\"slot3\",\"link\":\"tele2\"}],"
     "\"leds\":{\"status\":{\"chip\":\"gpiochip0\",\"line\":20,\"active_low\":true}}}";
 
-static void power_cycle_order_and_timing(const char *profile)
+/* A board on the GPIO backend from this profile, recording to `record` ("-" = in memory);
+ * NULL (and a failed check naming the error) if it does not open. */
+static struct board *open_gpio(const char *profile, const char *record)
 {
     struct board_config bc = {.power = BOARD_POWER_GPIO};
     str_copy(bc.profile, profile, sizeof bc.profile);
-    str_copy(bc.gpio_record, "-", sizeof bc.gpio_record);
-    struct board *b;
+    str_copy(bc.gpio_record, record, sizeof bc.gpio_record);
+    struct board *b = NULL;
     char err[512];
     CHECK_MSG(board_open(&bc, &b, err, sizeof err) == 0, "%s", err);
+    return b;
+}
+
+static void power_cycle_order_and_timing(const char *profile)
+{
+    struct board *b = open_gpio(profile, "-");
     if (!b)
         return;
+    char err[512];
     CHECK_INT(board_power_cycle_ms(b), 400 + 150 + 100);
 
     /* At open every line is requested at its idle value: powered, out of reset, LED off. */
@@ -161,14 +170,10 @@ static void *interrupt_later(void *arg)
 
 static void interrupted(const char *profile)
 {
-    struct board_config bc = {.power = BOARD_POWER_GPIO};
-    str_copy(bc.profile, profile, sizeof bc.profile);
-    str_copy(bc.gpio_record, "-", sizeof bc.gpio_record);
-    struct board *b;
-    char err[512];
-    CHECK_MSG(board_open(&bc, &b, err, sizeof err) == 0, "%s", err);
+    struct board *b = open_gpio(profile, "-");
     if (!b)
         return;
+    char err[512];
     pthread_t th;
     pthread_create(&th, NULL, interrupt_later, b);
     uint64_t t0 = mono_ms();
@@ -211,12 +216,7 @@ static void *cycle_thread(void *arg)
 
 static void serialised(const char *profile)
 {
-    struct board_config bc = {.power = BOARD_POWER_GPIO};
-    str_copy(bc.profile, profile, sizeof bc.profile);
-    str_copy(bc.gpio_record, "-", sizeof bc.gpio_record);
-    struct board *b;
-    char err[512];
-    CHECK_MSG(board_open(&bc, &b, err, sizeof err) == 0, "%s", err);
+    struct board *b = open_gpio(profile, "-");
     if (!b)
         return;
     struct par a = {b, "mts", -1}, c = {b, "beeline", -1};
@@ -246,14 +246,10 @@ static void record_to_file(const char *profile)
 {
     char rec[128];
     snprintf(rec, sizeof rec, "%s/gpio.log", dir);
-    struct board_config bc = {.power = BOARD_POWER_GPIO};
-    str_copy(bc.profile, profile, sizeof bc.profile);
-    str_copy(bc.gpio_record, rec, sizeof bc.gpio_record);
-    struct board *b;
-    char err[512];
-    CHECK_MSG(board_open(&bc, &b, err, sizeof err) == 0, "%s", err);
+    struct board *b = open_gpio(profile, rec);
     if (!b)
         return;
+    char err[512];
     CHECK(board_power_cycle(b, "beeline", err, sizeof err) == 0);
     char text[4096] = "";
     CHECK_INT(board_gpio_record(b, text, sizeof text), 0); /* not in memory */
@@ -270,6 +266,8 @@ static void record_to_file(const char *profile)
     unlink(rec);
 
     /* An unwritable recording path is an error at open. */
+    struct board_config bc = {.power = BOARD_POWER_GPIO};
+    str_copy(bc.profile, profile, sizeof bc.profile);
     str_copy(bc.gpio_record, "/nonexistent/dir/gpio.log", sizeof bc.gpio_record);
     CHECK(board_open(&bc, &b, err, sizeof err) == -1);
     CHECK_MSG(strstr(err, "/nonexistent/dir/gpio.log") != NULL, "%s", err);

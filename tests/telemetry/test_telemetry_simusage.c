@@ -31,6 +31,16 @@ static void get(struct simusage *u, const char *iccid, int64_t now, struct simus
     CHECK_MSG(rc == 0, "get %s: %s", iccid, err);
 }
 
+/* One reading that must be accepted; a failure names it. */
+static void observe(struct simusage *u, const char *iccid, const char *ctr, uint64_t rx,
+                    uint64_t tx, int64_t now)
+{
+    char err[256] = "";
+    int rc = simusage_observe(u, iccid, ctr, rx, tx, now, err, sizeof err);
+    CHECK_MSG(rc == 0, "observe %s %s rx %llu tx %llu at %lld: %s", iccid, ctr,
+              (unsigned long long)rx, (unsigned long long)tx, (long long)now, err);
+}
+
 static void test_counting(void)
 {
     char err[256] = "";
@@ -39,10 +49,10 @@ static void test_counting(void)
     struct simusage_totals t;
     const char *a = "8944500102198304826";
     /* first reading: baseline only (what went through before is not this run's to count) */
-    CHECK_INT(simusage_observe(u, a, "boot1/wwan0/5", 5000, 7000, T0, err, sizeof err), 0);
+    observe(u, a, "boot1/wwan0/5", 5000, 7000, T0);
     get(u, a, T0, &t);
     CHECK_INT(t.down + t.up, 0);
-    CHECK_INT(simusage_observe(u, a, "boot1/wwan0/5", 6000, 7500, T0 + 1000, err, sizeof err), 0);
+    observe(u, a, "boot1/wwan0/5", 6000, 7500, T0 + 1000);
     get(u, a, T0 + 1000, &t);
     CHECK_INT(t.down, 1000);
     CHECK_INT(t.up, 500);
@@ -51,7 +61,7 @@ static void test_counting(void)
     CHECK_INT(simusage_flush(u, T0 + 1000, err, sizeof err), 0);
 
     /* midnight: 2026-02-01 starts a new day and a new month; January keeps its bytes */
-    CHECK_INT(simusage_observe(u, a, "boot1/wwan0/5", 9000, 8500, T0 + 11000, err, sizeof err), 0);
+    observe(u, a, "boot1/wwan0/5", 9000, 8500, T0 + 11000);
     get(u, a, T0 + 11000, &t);
     CHECK_INT(t.down, 4000);
     CHECK_INT(t.up, 1500);
@@ -59,12 +69,8 @@ static void test_counting(void)
     CHECK_INT(t.today_up, 1000);
     CHECK_INT(t.month_down, 3000);
     /* a reading late on 2026-02-01, unflushed, then one on 2026-02-02: the month sums both */
-    CHECK_INT(simusage_observe(u, a, "boot1/wwan0/5", 10000, 8500, T0 + 11000 + DAYMS - 20000, err,
-                               sizeof err),
-              0);
-    CHECK_INT(
-        simusage_observe(u, a, "boot1/wwan0/5", 10100, 8600, T0 + 11000 + DAYMS, err, sizeof err),
-        0);
+    observe(u, a, "boot1/wwan0/5", 10000, 8500, T0 + 11000 + DAYMS - 20000);
+    observe(u, a, "boot1/wwan0/5", 10100, 8600, T0 + 11000 + DAYMS);
     get(u, a, T0 + 11000 + DAYMS, &t);
     CHECK_INT(t.today_down, 100);
     CHECK_INT(t.today_up, 100);
@@ -75,9 +81,7 @@ static void test_counting(void)
     /* restart (as after kill -9): the persisted counter continues; bytes that passed while the
      * process was down are counted on the first reading */
     u = reopen(u);
-    CHECK_INT(
-        simusage_observe(u, a, "boot1/wwan0/5", 12100, 9600, T0 + 20000 + DAYMS, err, sizeof err),
-        0);
+    observe(u, a, "boot1/wwan0/5", 12100, 9600, T0 + 20000 + DAYMS);
     get(u, a, T0 + 20000 + DAYMS, &t);
     CHECK_INT(t.down, 7100);
     CHECK_INT(t.up, 2600);
@@ -87,33 +91,24 @@ static void test_counting(void)
 
     /* unflushed readings are lost by a restart, but the counter they came from is not: the
      * next reading counts them again */
-    CHECK_INT(
-        simusage_observe(u, a, "boot1/wwan0/5", 13100, 9600, T0 + 21000 + DAYMS, err, sizeof err),
-        0);
+    observe(u, a, "boot1/wwan0/5", 13100, 9600, T0 + 21000 + DAYMS);
     u = reopen(u);
-    CHECK_INT(
-        simusage_observe(u, a, "boot1/wwan0/5", 13200, 9600, T0 + 22000 + DAYMS, err, sizeof err),
-        0);
+    observe(u, a, "boot1/wwan0/5", 13200, 9600, T0 + 22000 + DAYMS);
     get(u, a, T0 + 22000 + DAYMS, &t);
     CHECK_INT(t.down, 8200);
 
     /* interface re-created (other counter id) or reset (went backwards): baseline, no jump */
-    CHECK_INT(
-        simusage_observe(u, a, "boot1/wwan0/9", 100, 100, T0 + 23000 + DAYMS, err, sizeof err), 0);
-    CHECK_INT(simusage_observe(u, a, "boot1/wwan0/9", 50, 150, T0 + 24000 + DAYMS, err, sizeof err),
-              0);
-    CHECK_INT(simusage_observe(u, a, "boot1/wwan0/9", 80, 160, T0 + 25000 + DAYMS, err, sizeof err),
-              0);
+    observe(u, a, "boot1/wwan0/9", 100, 100, T0 + 23000 + DAYMS);
+    observe(u, a, "boot1/wwan0/9", 50, 150, T0 + 24000 + DAYMS);
+    observe(u, a, "boot1/wwan0/9", 80, 160, T0 + 25000 + DAYMS);
     get(u, a, T0 + 25000 + DAYMS, &t);
     CHECK_INT(t.down, 8230);
     CHECK_INT(t.up, 2610);
 
     /* a second SIM is independent; an unknown SIM is an error with zeroed totals */
     const char *b = "8949226000001234567";
-    CHECK_INT(simusage_observe(u, b, "boot1/wwan1/6", 1, 1, T0 + 25000 + DAYMS, err, sizeof err),
-              0);
-    CHECK_INT(simusage_observe(u, b, "boot1/wwan1/6", 11, 21, T0 + 26000 + DAYMS, err, sizeof err),
-              0);
+    observe(u, b, "boot1/wwan1/6", 1, 1, T0 + 25000 + DAYMS);
+    observe(u, b, "boot1/wwan1/6", 11, 21, T0 + 26000 + DAYMS);
     get(u, b, T0 + 26000 + DAYMS, &t);
     CHECK_INT(t.down, 10);
     CHECK_INT(t.up, 20);
