@@ -10,6 +10,10 @@
 #       scenario cut-fastest.scn: TCP flow survives the cut of the fastest link; prints the
 #       longest delivery gap (iperf3 100 ms intervals) and, in a second run, the loss of a
 #       1 Mbit/s UDP stream across the cut.
+#   bench_tunnel.sh BUILD_DIR slowstart SCENARIO [RUNS] [SECONDS]
+#       where one TCP flow's slow start ends (IPERF_ARGS as for goodput, e.g. "-C cubic"):
+#       RUNS flows of SECONDS (default 5 x 5 s), `ss -tin` every 20 ms in the vehicle
+#       namespace; per run the end time, cwnd there and the RTT rise before it (ssexit.py).
 #   bench_tunnel.sh BUILD_DIR loopback [SECONDS]
 #       data-plane cost: tunnel_perf.sh (hub and client over plain veth, no emulator: goodput,
 #       CPU seconds, instructions per packet if perf works) both directions, then bench_bond
@@ -76,6 +80,29 @@ cut)
     "$LAB" exec veh iperf3 -c "$INET" -u -b 1M -l 1000 -t "$T" -J >"$TN_RUN/cutudp.json"
     jq -r '.end.sum | "udp lost=\(.lost_packets) of \(.packets)"' "$TN_RUN/cutudp.json"
     tail -4 "$TN_RUN/client.log"
+    ;;
+slowstart)
+    SCEN=${1:?scenario}
+    RUNS=${2:-5}
+    T=${3:-5}
+    n=$(awk '$1 == "links" {print $2; exit}' "$SCEN")
+    tn_up "$n" "$SCEN"
+    for r in $(seq "$RUNS"); do
+        "$LAB" go
+        (
+            for i in $(seq $((T * 40))); do
+                echo "T $i $(date +%s.%N)"
+                "$LAB" exec veh ss -tin dst "$INET" || true
+                sleep 0.02
+            done
+        ) >"$TN_RUN/ss.$r.txt" &
+        sp=$!
+        "$LAB" exec veh iperf3 -c "$INET" -t "$T" -J ${IPERF_ARGS:-} >"$TN_RUN/ss-iperf.$r.json" || true
+        kill "$sp" 2>/dev/null || true
+        wait "$sp" 2>/dev/null || true
+        echo "run $r: $(python3 "$HERE/ssexit.py" "$TN_RUN/ss.$r.txt")" \
+            "goodput=$(jq -r '.end.sum_received.bits_per_second / 1e6' "$TN_RUN/ss-iperf.$r.json")"
+    done
     ;;
 loopback)
     # plain veth, no emulator: see tests/netlab/tunnel_perf.sh (also prints CPU and VmHWM)

@@ -61,12 +61,16 @@ static void test_pad_every_link_until_proven_small(void)
     CHECK(pad_leaves_out(&b, 2));
     CHECK(!pad_leaves_out(&b, 0));
 
-    /* idle spells decide nothing: still out */
+    /* an idle bond brings every link back: the next flow starts with the full pad */
     for (int i = 0; i < 30; i++)
         step(&b, es, idle, &now);
-    CHECK(pad_leaves_out(&b, 2));
+    CHECK(!pad_leaves_out(&b, 2));
+    CHECK_INT(b.rx_pad_us[0], 55000);
 
-    /* once it brings a real share again it counts at once */
+    /* left out again after 2 s of load without a share; back at once when it brings one */
+    for (int i = 0; i < 25; i++)
+        step(&b, es, ramp, &now);
+    CHECK(pad_leaves_out(&b, 2));
     const uint32_t full[3] = {120000, 300000, 600000};
     for (int i = 0; i < 10; i++)
         step(&b, es, full, &now);
