@@ -87,10 +87,14 @@ static uint32_t get_var32(struct rbuf *r)
 size_t ctrl_encode_probe(const struct ctrl_probe *p, uint8_t *buf, size_t len)
 {
     struct wbuf w = {buf, len, 0, 0};
-    put_u8(&w, CTRL_PROBE);
+    if (p->pad > CTRL_PROBE_PAD_MAX)
+        return 0;
+    put_u8(&w, p->pad ? CTRL_PROBE_PAD : CTRL_PROBE);
     put_u8(&w, p->link_id);
     put_var(&w, p->probe_seq);
     put_var(&w, p->tx_us);
+    for (unsigned i = 0; i < p->pad; i++)
+        put_u8(&w, 0);
     return w.bad ? 0 : w.off;
 }
 
@@ -144,12 +148,22 @@ int ctrl_type(const uint8_t *buf, size_t len)
 int ctrl_decode_probe(const uint8_t *buf, size_t len, struct ctrl_probe *p)
 {
     struct rbuf r = {buf, len, 0, 0};
-    if (get_u8(&r) != CTRL_PROBE)
+    uint8_t type = get_u8(&r);
+    if (type != CTRL_PROBE && type != CTRL_PROBE_PAD)
         return -1;
     p->link_id = get_u8(&r);
     p->probe_seq = get_var32(&r);
     p->tx_us = get_var(&r);
-    return r.bad || r.off != len ? -1 : 0;
+    if (r.bad)
+        return -1;
+    p->pad = 0;
+    if (type == CTRL_PROBE)
+        return r.off != len ? -1 : 0;
+    /* The padding's content is not looked at; its length is bounded and must be there. */
+    if (len - r.off == 0 || len - r.off > CTRL_PROBE_PAD_MAX)
+        return -1;
+    p->pad = (uint16_t)(len - r.off);
+    return 0;
 }
 
 int ctrl_decode_probe_reply(const uint8_t *buf, size_t len, struct ctrl_probe_reply *p)

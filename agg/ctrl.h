@@ -20,6 +20,9 @@
 #define CTRL_FEEDBACK    0x12
 #define CTRL_CLASSES     0x13
 #define CTRL_WEIGHTS     0x14
+#define CTRL_PROBE_PAD   0x15 /* a probe padded to a data packet's size (packet pair) */
+
+#define CTRL_PROBE_PAD_MAX 1200 /* padding bytes a padded probe may carry */
 
 #define CTRL_MAX_LINKS  16 /* per feedback message: matches the biggest units (16 modems) */
 #define CTRL_MAX_RANGES 64 /* missing ranges reported per feedback (oldest first) */
@@ -52,10 +55,15 @@ struct ctrl_weights {
     uint16_t w[CTRL_MAX_LINKS]; /* weight * 65535, rounded */
 };
 
+/* pad > 0 encodes as CTRL_PROBE_PAD: the same fields, then pad bytes of zeros that the
+ * receiver ignores. Two of them back to back are a packet pair: the receiver's arrival times
+ * are spaced by the second one's time on the slowest hop, which tells a new link's rate before
+ * any data is risked on it (linkest.h). The reply is the ordinary, small probe reply. */
 struct ctrl_probe {
     uint8_t link_id;
     uint32_t probe_seq;
     uint64_t tx_us; /* sender clock */
+    uint16_t pad;   /* padding bytes, 0..CTRL_PROBE_PAD_MAX */
 };
 
 /* The peer answers a probe at once, on the link it arrived on. */

@@ -1,5 +1,6 @@
 /* linkest: see linkest.h for the model. */
 #include "agg/linkest.h"
+#include <stdio.h>
 
 #include <string.h>
 
@@ -235,6 +236,9 @@ void linkest_on_evidence(struct linkest *le, uint64_t now_us)
         le->maxf_n = 0;
         le->fb_have = 0;
         le->excess_us = 0;
+        le->pairs_sent = le->pairs_got = 0;
+        le->pair_hi_Bps = 0;
+        le->pair_rx1_us = 0;
         set_state(le, LINK_STARTUP, now_us);
     }
 }
@@ -325,18 +329,74 @@ int linkest_probe_due(const struct linkest *le, uint64_t now_us)
     return le->probes_tx == 0 || now_us - le->last_probe_tx_us >= LINKEST_PROBE_INTERVAL_US;
 }
 
-void linkest_make_probe(struct linkest *le, uint32_t q_us, uint64_t now_us, struct ctrl_probe *p)
+/* One probe record and message; pad > 0 for a pair's probe. */
+static void new_probe(struct linkest *le, uint32_t q_us, uint16_t pad, uint64_t now_us,
+                      struct ctrl_probe *p)
 {
     le->probe_seq++;
+    if (le->probe_seq == 0) /* 0 means "no probe" in the records */
+        le->probe_seq = 1;
     unsigned i = le->probe_seq % LINKEST_PROBES;
     le->probe[i].seq = le->probe_seq;
     le->probe[i].tx_us = now_us;
     le->probe[i].q_us = q_us;
-    le->last_probe_tx_us = now_us;
+    le->probe[i].pad = pad;
     le->probes_tx++;
     p->link_id = le->link_id;
     p->probe_seq = le->probe_seq;
     p->tx_us = now_us;
+    p->pad = pad;
+}
+
+int linkest_pair_due(const struct linkest *le, uint64_t now_us)
+{
+    return le->state != LINK_DOWN && le->has_rtt && le->maxf_n == 0 &&
+           le->pairs_sent < LINKEST_PAIRS &&
+           (le->pairs_sent == 0 || now_us - le->pair_tx_us >= LINKEST_PROBE_INTERVAL_US);
+}
+
+void linkest_make_pair(struct linkest *le, uint32_t q_us, uint64_t now_us, struct ctrl_probe out[2])
+{
+    new_probe(le, q_us, LINKEST_PAIR_PAD, now_us, &out[0]);
+    le->pair_seq1 = le->probe_seq;
+    le->pair_rx1_us = 0;
+    new_probe(le, q_us, LINKEST_PAIR_PAD, now_us, &out[1]);
+    le->pairs_sent++;
+    le->pair_tx_us = now_us;
+}
+
+/* A reply to a pair's probe. */
+static void on_pair_reply(struct linkest *le, uint32_t seq, uint64_t rx_us)
+{
+    if (seq == le->pair_seq1) {
+        le->pair_rx1_us = rx_us ? rx_us : 1;
+        return;
+    }
+    if (seq != le->pair_seq1 + 1 || le->pair_rx1_us == 0 || rx_us < le->pair_rx1_us)
+        return; /* an older pair's, or its first probe was lost */
+    uint64_t gap = rx_us - le->pair_rx1_us;
+    le->pair_rx1_us = 0;
+    le->pairs_got++;
+    /* No spacing: both were read at once, the link is too fast to time this way. */
+    double r = gap ? (double)LINKEST_PAIR_WIRE_BYTES * 1e6 / (double)gap : 1e12;
+    if (r > le->pair_hi_Bps)
+        le->pair_hi_Bps = r;
+    /* Only the guess is replaced: once a delivery-rate sample exists (data flowed for a
+     * while, or the estimate was raised) the link is measured for real. Not only in STARTUP:
+     * the pair's own queue may have ended STARTUP on a slow link (excess delay) already. */
+    if (le->pairs_got >= 2 && le->state != LINK_DOWN && le->maxf_n == 0 &&
+        le->pair_hi_Bps < le->cap_Bps) {
+        le->cap_Bps = le->pair_hi_Bps;
+        if (le->cap_Bps < LINKEST_FLOOR_BPS / 8.0)
+            le->cap_Bps = LINKEST_FLOOR_BPS / 8.0;
+        le->full_Bps = le->cap_Bps;
+    }
+}
+
+void linkest_make_probe(struct linkest *le, uint32_t q_us, uint64_t now_us, struct ctrl_probe *p)
+{
+    new_probe(le, q_us, 0, now_us, p);
+    le->last_probe_tx_us = now_us;
     /* The probe waits behind the queue the scheduler put in front of the link, like data: its
      * answer is not due before then (counting from now declared busy links dead). */
     if (le->unanswered_since_us == 0)
@@ -357,6 +417,12 @@ int linkest_on_probe_reply(struct linkest *le, const struct ctrl_probe_reply *r,
     if (rtt > 10000000)
         return -1;
     uint32_t q = le->probe[i].q_us;
+    if (le->probe[i].pad) {
+        /* Evidence first: a link returning from DOWN resets its pairs there. */
+        linkest_on_evidence(le, now_us);
+        on_pair_reply(le, r->probe_seq, r->rx_us);
+        return 0;
+    }
     linkest_on_evidence(le, now_us);
     linkest_on_rtt(le, (uint32_t)rtt, q, now_us);
     /* Raw transit, not corrected by the modelled queue q: the model is least accurate exactly

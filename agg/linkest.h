@@ -42,6 +42,12 @@ enum linkest_state {
 #define LINKEST_FLOOR_BPS         16000.0   /* lowest estimate a returning link restarts at */
 #define LINKEST_MAXF              16        /* capacity samples kept for the max filter */
 #define LINKEST_PROBES            4         /* outstanding probes remembered */
+#define LINKEST_PAIRS             3         /* packet pairs a new link is measured with */
+#define LINKEST_PAIR_PAD          300       /* padding per probe of a pair */
+/* Bytes the second probe of a pair occupies on the link: padding, probe fields (~12 bytes)
+ * and IPv4 + UDP + tunnel overhead (53 bytes). Within a few percent is enough: the pair only
+ * tells a 0.2 Mbit/s link from a 20 Mbit/s one. */
+#define LINKEST_PAIR_WIRE_BYTES (LINKEST_PAIR_PAD + 65)
 
 struct linkest {
     uint8_t link_id;
@@ -94,7 +100,14 @@ struct linkest {
         uint32_t seq;
         uint64_t tx_us;
         uint32_t q_us;
+        uint16_t pad; /* a padded probe (packet pair): no RTT sample */
     } probe[LINKEST_PROBES];
+    /* packet pairs of a link in STARTUP that has carried no data yet */
+    uint8_t pairs_sent, pairs_got;
+    uint32_t pair_seq1;   /* first probe of the newest pair */
+    uint64_t pair_rx1_us; /* its arrival (peer clock), 0 = not answered yet */
+    uint64_t pair_tx_us;  /* when the newest pair left */
+    double pair_hi_Bps;   /* fastest rate any pair showed (0 = none yet) */
 
     /* counters */
     uint64_t tx_pkts, tx_bytes, acked_pkts, lost_pkts, probes_tx, probe_replies, downs;
@@ -127,6 +140,21 @@ void linkest_on_outcome(struct linkest *le, uint32_t lost, uint32_t ok);
 int linkest_probe_due(const struct linkest *le, uint64_t now_us);
 void linkest_make_probe(struct linkest *le, uint32_t q_us, uint64_t now_us, struct ctrl_probe *p);
 int linkest_on_probe_reply(struct linkest *le, const struct ctrl_probe_reply *r, uint64_t now_us);
+/* Packet pairs (docs/scheduling.md, "First estimate"). A live link that has an RTT but no
+ * delivery-rate sample yet (its estimate is still the guess) sends up to LINKEST_PAIRS pairs
+ * of padded probes, 100 ms apart.
+ * The peer's arrival times of the two are spaced by the second one's serialisation on the
+ * slowest hop, so bytes / spacing is the link's rate. Once two pairs are answered, the
+ * FASTEST of their rates lowers the initial guess (LINKEST_INITIAL_BPS) if it is below it:
+ * the max filters out pairs stretched by a stalled receiver or by other packets between the
+ * two, and a receiver that reads both at once (a fast link) shows no spacing, so pairs never
+ * raise an estimate. That keeps bulk off a 0.2 Mbit/s link from the first packet, where one
+ * 1500-byte packet takes 60 ms and holds up every packet behind it at the receiver. Replies
+ * to pairs prove the link is alive but give no RTT (the padding's serialisation is in it).
+ * linkest_pair_due(): a pair should go now. linkest_make_pair() fills out[0..1]. */
+int linkest_pair_due(const struct linkest *le, uint64_t now_us);
+void linkest_make_pair(struct linkest *le, uint32_t q_us, uint64_t now_us,
+                       struct ctrl_probe out[2]);
 /* The peer's probe arrived here (receive-direction transit and jitter). */
 void linkest_on_probe_rx(struct linkest *le, const struct ctrl_probe *p, uint64_t now_us);
 

@@ -303,21 +303,26 @@ static double eat_us(const struct sched *s, unsigned i, uint32_t bytes, int repa
 /* Bytes a link in STARTUP may hold regardless of its (still unproven, usually far too low)
  * estimate: enough for TCP's initial window and a slow-start round, so discovering capacity
  * does not cost the flow a loss. The excess-delay signal ends STARTUP if this was too much. */
-#define STARTUP_BUDGET_BYTES 24000.0
-#define SCHED_DRAIN_GRACE_US 1000000 /* see grace_pending */
-#define BUDGET_FLOOR_BYTES   4500.0
+#define STARTUP_BUDGET_BYTES  24000.0
+#define STARTUP_BUDGET_MAX_US 250000.0
+#define SCHED_DRAIN_GRACE_US  1000000 /* see grace_pending */
+#define BUDGET_FLOOR_BYTES    4500.0
 
 static int within_budget(const struct sched *s, unsigned i, double factor)
 {
     if (s->link[i].vq <= 0.0)
         return 1;
-    if (s->est[i].state == LINK_STARTUP && s->link[i].vq < STARTUP_BUDGET_BYTES * factor)
+    double r = rate_of(s, i);
+    /* Not where that would take over STARTUP_BUDGET_MAX_US to drain: a link whose packet
+     * pairs showed 0.2 Mbit/s would otherwise queue a second of data while it starts (the
+     * first guess, 1 Mbit/s, keeps it: 192 ms). */
+    if (s->est[i].state == LINK_STARTUP && s->link[i].vq < STARTUP_BUDGET_BYTES * factor &&
+        STARTUP_BUDGET_BYTES / r * 1e6 < STARTUP_BUDGET_MAX_US)
         return 1;
     /* Byte floor: a few packets of queue whatever the estimate, so a link whose estimate is
      * (still or again) far too low keeps being offered enough to show its real rate, and the
      * 2 ms send tick cannot leave a fast link idle. Not where that would be more than twice the
      * time budget (a 200 kbit/s link: 4.5 kB are 180 ms). */
-    double r = rate_of(s, i);
     if (s->link[i].vq < BUDGET_FLOOR_BYTES * factor &&
         BUDGET_FLOOR_BYTES / r * 1e6 < 2.0 * (double)s->cfg.target_delay_us)
         return 1;
@@ -670,6 +675,13 @@ size_t sched_tick(struct sched *s, uint64_t now_us, struct ctrl_probe *out, size
         if (n < max && linkest_probe_due(&s->est[i], now_us)) {
             linkest_make_probe(&s->est[i], queue_delay_us(s, i), now_us, &out[n]);
             n++;
+        }
+        /* A new link's packet pairs go behind its plain probe, whose RTT they must not
+         * delay; their bytes are in the model's queue like data. */
+        if (n + 2 <= max && linkest_pair_due(&s->est[i], now_us)) {
+            linkest_make_pair(&s->est[i], queue_delay_us(s, i), now_us, &out[n]);
+            n += 2;
+            s->link[i].vq += 2.0 * LINKEST_PAIR_WIRE_BYTES;
         }
     }
     refresh_owd(s); /* O(links): keep delays current as RTT and transit estimates move */

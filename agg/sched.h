@@ -118,8 +118,10 @@ void sched_on_feedback(struct sched *s, const struct ctrl_feedback *fb, uint8_t 
                        uint64_t now_us);
 void sched_on_probe_reply(struct sched *s, const struct ctrl_probe_reply *r, uint64_t now_us);
 /* Periodic work (call at least every 10 ms): liveness, queue drain, probes due. Probes to send
- * are written to out (at most max); links just declared down have their in-flight packets
- * queued for re-sending. Returns the number of probes. */
+ * are written to out (at most max; 3 per link is always enough: a plain probe and a packet
+ * pair, linkest.h), in the order they must leave; links just declared down have their
+ * in-flight packets queued for re-sending. Returns the number of probes. */
+#define SCHED_TICK_MAX_PROBES(links) (3 * (links))
 size_t sched_tick(struct sched *s, uint64_t now_us, struct ctrl_probe *out, size_t max);
 
 const struct linkest *sched_link_est(const struct sched *s, uint8_t link_id);

@@ -755,12 +755,14 @@ static void on_ctrl(struct bond *b, uint8_t link_id, const struct wire_rx *rx, u
     const uint8_t *p = rx->payload - 1;
     size_t len = rx->len + 1;
     switch (rx->inner_type) {
-    case CTRL_PROBE: {
+    case CTRL_PROBE:
+    case CTRL_PROBE_PAD: {
         struct ctrl_probe pr;
         if (ctrl_decode_probe(p, len, &pr) != 0)
             break;
+        /* A padded probe's transit includes its serialisation: not a delay sample. */
         struct linkest *le = sched_link_est_mut(b->sched, link_id);
-        if (le)
+        if (le && pr.pad == 0)
             linkest_on_probe_rx(le, &pr, now_us);
         struct ctrl_probe_reply rep = {
             .link_id = pr.link_id, .probe_seq = pr.probe_seq, .tx_us = pr.tx_us, .rx_us = now_us};
@@ -997,10 +999,10 @@ void bond_tick(struct bond *b, uint64_t now_us)
     if (!b->sess)
         return;
     /* Probes (every 100 ms per link when idle) and liveness. */
-    struct ctrl_probe pr[AGG_MAX_LINKS];
-    size_t np = sched_tick(b->sched, now_us, pr, AGG_MAX_LINKS);
+    struct ctrl_probe pr[SCHED_TICK_MAX_PROBES(AGG_MAX_LINKS)];
+    size_t np = sched_tick(b->sched, now_us, pr, ARRAY_LEN(pr));
     for (size_t i = 0; i < np; i++) {
-        uint8_t buf[64];
+        uint8_t buf[CTRL_PROBE_PAD_MAX + 32];
         size_t n = ctrl_encode_probe(&pr[i], buf, sizeof(buf));
         if (n > 1)
             send_ctrl(b, pr[i].link_id, buf[0], buf + 1, n - 1);

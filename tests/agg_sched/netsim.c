@@ -657,14 +657,15 @@ static void on_ctrl(struct sim *s, const struct pkt *p)
     struct sched *me = p->dir == DIR_FWD ? s->rcv : s->snd;
     uint8_t back = p->dir == DIR_FWD ? DIR_REV : DIR_FWD;
     switch (ctrl_type(b, p->len)) {
-    case CTRL_PROBE: {
+    case CTRL_PROBE:
+    case CTRL_PROBE_PAD: {
         struct ctrl_probe pr;
         if (ctrl_decode_probe(b, p->len, &pr) != 0) {
             s->failed = 1;
             return;
         }
         struct linkest *e = sched_link_est_mut(me, p->link);
-        if (e)
+        if (e && pr.pad == 0)
             linkest_on_probe_rx(e, &pr, s->now);
         struct ctrl_probe_reply r = {pr.link_id, pr.probe_seq, pr.tx_us, s->now};
         uint8_t buf[64];
@@ -721,8 +722,8 @@ static void on_arrive(struct sim *s, uint32_t pi)
 
 static void tick(struct sim *s)
 {
-    struct ctrl_probe pr[SIM_MAX_LINKS];
-    uint8_t buf[64];
+    struct ctrl_probe pr[SCHED_TICK_MAX_PROBES(SIM_MAX_LINKS)];
+    uint8_t buf[CTRL_PROBE_PAD_MAX + 32];
     for (int i = 0; i < s->cfg->n_links; i++) {
         const struct sim_link_cfg *lc = &s->cfg->link[i];
         if (lc->weight_set && !s->weight_applied[i] && s->now >= lc->weight_at_us) {
@@ -735,10 +736,10 @@ static void tick(struct sim *s)
                 s->res->inflight_at_cut_pkts = li.inflight_pkts;
         }
     }
-    size_t n = sched_tick(s->snd, s->now, pr, SIM_MAX_LINKS);
+    size_t n = sched_tick(s->snd, s->now, pr, sizeof(pr) / sizeof(pr[0]));
     for (size_t i = 0; i < n; i++)
         send_ctrl(s, buf, ctrl_encode_probe(&pr[i], buf, sizeof(buf)), DIR_FWD, pr[i].link_id);
-    n = sched_tick(s->rcv, s->now, pr, SIM_MAX_LINKS);
+    n = sched_tick(s->rcv, s->now, pr, sizeof(pr) / sizeof(pr[0]));
     for (size_t i = 0; i < n; i++)
         send_ctrl(s, buf, ctrl_encode_probe(&pr[i], buf, sizeof(buf)), DIR_REV, pr[i].link_id);
     for (int i = 0; i < s->cfg->n_links; i++) {

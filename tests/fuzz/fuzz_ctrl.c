@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sched_send(S, seq, 1200, 0, now_us, &d) == SCHED_SEND)
             seq++;
     switch (ctrl_type(data, size)) {
-    case CTRL_PROBE: {
+    case CTRL_PROBE:
+    case CTRL_PROBE_PAD: {
         struct ctrl_probe p, q;
         memset(&p, 0, sizeof(p)); /* padding must compare equal */
         memset(&q, 0, sizeof(q));
