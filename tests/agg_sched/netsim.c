@@ -21,7 +21,7 @@
 #define CUBIC_C        0.4
 #define CUBIC_BETA     0.7
 
-enum { EV_ARRIVE = 1, EV_TICK, EV_UDP };
+enum { EV_ARRIVE = 1, EV_TICK, EV_UDP, EV_START };
 enum { PK_DATA = 1, PK_CTRL, PK_TCPACK };
 enum { DIR_FWD = 0, DIR_REV = 1 };
 
@@ -554,7 +554,7 @@ static void tcp_check_rto(struct sim *s)
 
 static void note_progress(struct sim *s)
 {
-    if (s->now > 1000000 && s->now - s->last_progress > s->res->max_gap_us) {
+    if (s->now > s->cfg->start_us + 1000000 && s->now - s->last_progress > s->res->max_gap_us) {
         s->res->max_gap_us = s->now - s->last_progress;
         s->res->max_gap_at_us = s->now;
     }
@@ -849,7 +849,9 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
     }
     heap_push(s, 0, EV_TICK, 0);
     if (cfg->traffic == SIM_UDP_CBR)
-        heap_push(s, 0, EV_UDP, 0);
+        heap_push(s, cfg->start_us, EV_UDP, 0);
+    else if (cfg->start_us)
+        heap_push(s, cfg->start_us, EV_START, 0);
     else
         tcp_send(s);
     while (s->hn && !s->failed) {
@@ -871,10 +873,14 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
         case EV_UDP:
             udp_gen(s);
             break;
+        case EV_START:
+            s->last_progress = s->now;
+            tcp_send(s);
+            break;
         }
     }
     s->now = cfg->duration_us;
-    double dur = cfg->duration_us / 1e6;
+    double dur = (cfg->duration_us - cfg->start_us) / 1e6;
     if (cfg->traffic == SIM_UDP_CBR) {
         res->udp_sent = s->udp_n;
         res->udp_delivered = s->udp_delivered;

@@ -43,6 +43,8 @@ struct sim_cfg {
     int verbose;
     int no_hystart;           /* TCP without HyStart (Linux CUBIC has it on by default) */
     uint32_t target_delay_us; /* scheduler queue budget at both ends (0 = default 50 ms) */
+    uint64_t start_us;        /* traffic starts here (the tunnel idles before: probes only);
+                                 goodput counts from here */
 };
 
 struct sim_result {
