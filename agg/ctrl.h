@@ -20,7 +20,7 @@
 #define CTRL_FEEDBACK    0x12
 #define CTRL_CLASSES     0x13
 #define CTRL_WEIGHTS     0x14
-#define CTRL_PROBE_PAD   0x15 /* a probe padded to a data packet's size (packet pair) */
+#define CTRL_PROBE_PAD   0x15 /* a padded probe: two back to back are a packet pair */
 
 #define CTRL_PROBE_PAD_MAX 1200 /* padding bytes a padded probe may carry */
 

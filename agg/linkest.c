@@ -1,6 +1,5 @@
 /* linkest: see linkest.h for the model. */
 #include "agg/linkest.h"
-#include <stdio.h>
 
 #include <string.h>
 
@@ -417,13 +416,12 @@ int linkest_on_probe_reply(struct linkest *le, const struct ctrl_probe_reply *r,
     if (rtt > 10000000)
         return -1;
     uint32_t q = le->probe[i].q_us;
+    /* Evidence first: a link returning from DOWN resets its pairs there. */
+    linkest_on_evidence(le, now_us);
     if (le->probe[i].pad) {
-        /* Evidence first: a link returning from DOWN resets its pairs there. */
-        linkest_on_evidence(le, now_us);
         on_pair_reply(le, r->probe_seq, r->rx_us);
         return 0;
     }
-    linkest_on_evidence(le, now_us);
     linkest_on_rtt(le, (uint32_t)rtt, q, now_us);
     /* Raw transit, not corrected by the modelled queue q: the model is least accurate exactly
      * when it matters (startup), and the windowed minimum finds an empty queue anyway. */

@@ -102,7 +102,7 @@ struct linkest {
         uint32_t q_us;
         uint16_t pad; /* a padded probe (packet pair): no RTT sample */
     } probe[LINKEST_PROBES];
-    /* packet pairs of a link in STARTUP that has carried no data yet */
+    /* packet pairs, while the capacity estimate is still the first guess (no delivery sample) */
     uint8_t pairs_sent, pairs_got;
     uint32_t pair_seq1;   /* first probe of the newest pair */
     uint64_t pair_rx1_us; /* its arrival (peer clock), 0 = not answered yet */
