@@ -431,6 +431,8 @@ int linkest_on_probe_reply(struct linkest *le, const struct ctrl_probe_reply *r,
 
 void linkest_on_probe_rx(struct linkest *le, const struct ctrl_probe *p, uint64_t now_us)
 {
+    if (p->pad)
+        return; /* a pair's probe: its transit includes its serialisation, not a delay sample */
     int64_t raw = (int64_t)(now_us - p->tx_us);
     if (le->has_rx) {
         int64_t d = raw - le->rx_last_raw_us;

@@ -155,7 +155,8 @@ int linkest_on_probe_reply(struct linkest *le, const struct ctrl_probe_reply *r,
 int linkest_pair_due(const struct linkest *le, uint64_t now_us);
 void linkest_make_pair(struct linkest *le, uint32_t q_us, uint64_t now_us,
                        struct ctrl_probe out[2]);
-/* The peer's probe arrived here (receive-direction transit and jitter). */
+/* The peer's probe arrived here (receive-direction transit and jitter; padded probes of a
+ * packet pair are ignored). */
 void linkest_on_probe_rx(struct linkest *le, const struct ctrl_probe *p, uint64_t now_us);
 
 /* Liveness: the current timeout, and the periodic check. linkest_tick() returns 1 when the

@@ -760,9 +760,8 @@ static void on_ctrl(struct bond *b, uint8_t link_id, const struct wire_rx *rx, u
         struct ctrl_probe pr;
         if (ctrl_decode_probe(p, len, &pr) != 0)
             break;
-        /* A padded probe's transit includes its serialisation: not a delay sample. */
         struct linkest *le = sched_link_est_mut(b->sched, link_id);
-        if (le && pr.pad == 0)
+        if (le)
             linkest_on_probe_rx(le, &pr, now_us);
         struct ctrl_probe_reply rep = {
             .link_id = pr.link_id, .probe_seq = pr.probe_seq, .tx_us = pr.tx_us, .rx_us = now_us};

@@ -10,6 +10,7 @@
 #include "agg/linkest.h"
 #include "agg/reorder.h"
 #include "agg/sched.h"
+#include "common/common.h"
 
 #define OUTER_OVERHEAD 52u   /* outer IPv4 20 + UDP 8 + tunnel header 8 + AEAD tag 16 */
 #define MSS            1396u /* inner MTU 1448 (1500 - 52) minus IPv4+TCP with timestamps */
@@ -665,7 +666,7 @@ static void on_ctrl(struct sim *s, const struct pkt *p)
             return;
         }
         struct linkest *e = sched_link_est_mut(me, p->link);
-        if (e && pr.pad == 0)
+        if (e)
             linkest_on_probe_rx(e, &pr, s->now);
         struct ctrl_probe_reply r = {pr.link_id, pr.probe_seq, pr.tx_us, s->now};
         uint8_t buf[64];
@@ -736,10 +737,10 @@ static void tick(struct sim *s)
                 s->res->inflight_at_cut_pkts = li.inflight_pkts;
         }
     }
-    size_t n = sched_tick(s->snd, s->now, pr, sizeof(pr) / sizeof(pr[0]));
+    size_t n = sched_tick(s->snd, s->now, pr, ARRAY_LEN(pr));
     for (size_t i = 0; i < n; i++)
         send_ctrl(s, buf, ctrl_encode_probe(&pr[i], buf, sizeof(buf)), DIR_FWD, pr[i].link_id);
-    n = sched_tick(s->rcv, s->now, pr, sizeof(pr) / sizeof(pr[0]));
+    n = sched_tick(s->rcv, s->now, pr, ARRAY_LEN(pr));
     for (size_t i = 0; i < n; i++)
         send_ctrl(s, buf, ctrl_encode_probe(&pr[i], buf, sizeof(buf)), DIR_REV, pr[i].link_id);
     for (int i = 0; i < s->cfg->n_links; i++) {

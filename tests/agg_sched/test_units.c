@@ -586,6 +586,15 @@ static void test_linkest_pairs(void)
     answer_probes(&e, pr, 2, 0.2e6, 20 * MS);
     CHECK(e.cap_Bps == before);
 
+    /* Receiving side: a pair's probe is no transit sample (its serialisation is in it). */
+    linkest_init(&e, 6, 1000);
+    struct ctrl_probe padded = {6, 1, 1000, LINKEST_PAIR_PAD};
+    linkest_on_probe_rx(&e, &padded, 60 * MS);
+    CHECK(!e.has_rx);
+    padded.pad = 0;
+    linkest_on_probe_rx(&e, &padded, 60 * MS);
+    CHECK(e.has_rx);
+
     /* A lost first probe: the second alone is no pair. */
     linkest_init(&e, 5, 1000);
     linkest_make_probe(&e, 0, 1000, &pr[0]);
