@@ -93,6 +93,23 @@ enum agg_hub_state {
     AGG_HUB_CONNECTED,  /* session established and the hub answers */
 };
 
+/* One bonded peer's receive and repair counters (both ends): what the reorder buffer held and
+ * why, and what the sender had to re-send or refuse. Cumulative since the bond was made. */
+struct agg_bond_stats {
+    uint32_t hold_ms;        /* reorder hold in force */
+    uint64_t released;       /* packets released in order (or as late repairs) */
+    uint64_t wait_sum_us;    /* their total wait in the reorder buffer */
+    uint64_t max_wait_us;    /* the longest single wait */
+    uint64_t gaps_opened;    /* sequence gaps seen on arrival (loss or reordering) */
+    uint64_t skipped;        /* sequences given up after the hold (the inner flow sees a loss) */
+    uint64_t late;           /* given-up sequences that arrived afterwards (delivered at once) */
+    uint64_t padded;         /* bulk packets delivered later for delay equalisation */
+    uint64_t resent;         /* repairs sent by this end */
+    uint64_t resend_expired; /* repairs that found no room on any link in time */
+    uint64_t drop_budget;    /* packets refused at the links' queue budget */
+    uint64_t drop_pool;      /* received packets dropped: the receive pool was full */
+};
+
 struct agg_client_stats {
     enum agg_hub_state hub_state;
     unsigned hub_index; /* into config hubs[] */
@@ -102,6 +119,7 @@ struct agg_client_stats {
     uint64_t icmp_too_big;                                /* oversize packets answered */
     uint64_t tx_dropped_nolink, tx_dropped_queue; /* refused by the scheduler (no link / budget) */
     uint64_t reorder_late, reorder_skipped;
+    struct agg_bond_stats bond;
     unsigned n_links;
     struct agg_link_stats links[AGG_MAX_LINKS];
 };
@@ -167,6 +185,7 @@ struct agg_vehicle_stats {
     char id[AGG_NAME_LEN];
     bool connected;
     uint64_t rx_packets, tx_packets;
+    struct agg_bond_stats bond;
     unsigned n_links;
     struct agg_link_stats links[AGG_MAX_LINKS];
 };

@@ -364,6 +364,7 @@ static void publish(struct agg_client *c)
     reorder_get_stats(c->bond.rb, &rs);
     s.reorder_late = rs.late;
     s.reorder_skipped = rs.skipped_seqs;
+    bond_get_stats(&c->bond, &s.bond);
     s.n_links = c->cfg.n_links;
     for (unsigned i = 0; i < c->cfg.n_links; i++) {
         uint8_t id = c->cfg.links[i].link_id;

@@ -327,6 +327,7 @@ static void publish(struct agg_hub *h)
         vs->rx_packets = v->rx_pkts;
         vs->tx_packets = v->tx_pkts;
         if (v->bond) {
+            bond_get_stats(v->bond, &vs->bond);
             for (unsigned l = 0; l < AGG_MAX_LINKS; l++) {
                 if (!v->bond->link[l].present)
                     continue;

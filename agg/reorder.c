@@ -88,6 +88,7 @@ uint32_t reorder_hold(const struct reorder *rb)
 static void note_wait(struct reorder *rb, uint64_t arr_us, uint64_t now_us)
 {
     uint64_t w = now_us > arr_us ? now_us - arr_us : 0;
+    rb->st.wait_sum_us += w;
     if (w > rb->st.max_hold_us)
         rb->st.max_hold_us = w;
 }

@@ -28,6 +28,7 @@ enum reorder_verdict {
 struct reorder_stats {
     uint64_t pushed, released, late, dups, old, skipped_seqs, flushed_seqs, gaps_opened;
     uint64_t max_hold_us; /* longest time a released packet waited in the buffer */
+    uint64_t wait_sum_us; /* total time released packets waited (mean = wait_sum / released) */
 };
 
 /* slots: power of two in 64..1<<20. Returns NULL (message in err) on bad arguments or ENOMEM. */

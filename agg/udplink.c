@@ -1069,6 +1069,25 @@ void bond_tick(struct bond *b, uint64_t now_us)
     bond_release(b, now_us);
 }
 
+void bond_get_stats(struct bond *b, struct agg_bond_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct reorder_stats rs;
+    reorder_get_stats(b->rb, &rs);
+    out->hold_ms = reorder_hold(b->rb) / 1000;
+    out->released = rs.released;
+    out->wait_sum_us = rs.wait_sum_us;
+    out->max_wait_us = rs.max_hold_us;
+    out->gaps_opened = rs.gaps_opened;
+    out->skipped = rs.skipped_seqs;
+    out->late = rs.late;
+    out->padded = b->rx_padded;
+    out->resent = b->resent;
+    out->resend_expired = b->resend_expired;
+    out->drop_budget = b->drop_budget;
+    out->drop_pool = b->drop_pool;
+}
+
 void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out)
 {
     memset(out, 0, sizeof(*out));

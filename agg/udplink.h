@@ -193,6 +193,7 @@ void bond_tick(struct bond *b, uint64_t now_us);
 /* Release what the reorder buffer allows now. */
 void bond_release(struct bond *b, uint64_t now_us);
 void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out);
+void bond_get_stats(struct bond *b, struct agg_bond_stats *out);
 /* Traffic classes, one table for both ends: the vehicle makes it from its config and sends it
  * (bond_send_classes, after each handshake and every 10 s), the hub applies what it receives.
  * Sets scheduler classes 1..n (and class 0, unclassified, yielding first when n > 0) and fills

@@ -278,6 +278,22 @@ static void test_reorder_basic(void)
     CHECK_INT(reorder_held(rb), 0);
     CHECK(reorder_next_deadline(rb, 50 * MS) == UINT64_MAX);
     reorder_free(rb);
+
+    /* The total wait (operators read the mean from it): 0 released at once, 2 waits 3 ms for 1. */
+    rb = reorder_new(64, 10 * MS, err, sizeof(err));
+    CHECK(rb != NULL);
+    CHECK_INT(reorder_push(rb, 0, 0, 0), REORDER_HELD);
+    CHECK_INT(reorder_pop(rb, 0, &h), 1);
+    CHECK_INT(reorder_push(rb, 2, 2, 1 * MS), REORDER_HELD);
+    CHECK_INT(reorder_pop(rb, 2 * MS, &h), 0);
+    CHECK_INT(reorder_push(rb, 1, 1, 4 * MS), REORDER_HELD);
+    CHECK_INT(reorder_pop(rb, 4 * MS, &h), 1);
+    CHECK_INT(reorder_pop(rb, 4 * MS, &h), 1);
+    CHECK_INT(h, 2);
+    reorder_get_stats(rb, &st);
+    CHECK_INT(st.released, 3);
+    CHECK_INT(st.wait_sum_us, 3 * MS);
+    reorder_free(rb);
 }
 
 /* Several gaps in a row: no packet waits longer than the hold, whatever the gap pattern. */

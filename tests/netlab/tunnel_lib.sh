@@ -56,7 +56,7 @@ tn_up() {
     echo "$hubpub" >"$TN_RUN/hub.pub"
     cat >"$TN_RUN/hub.json" <<JSON
 {"listen": "10.201.0.1:5555", "private_key_file": "$TN_RUN/hub.key", "tun": "hub0",
- "address": "10.77.0.1/16", "stats_interval_s": 5, ${TN_HUB_EXTRA:-}
+ "address": "10.77.0.1/16", "stats_interval_s": ${TN_HUB_STATS_S:-5}, ${TN_HUB_EXTRA:-}
  "vehicles": [{"id": "train-0042", "public_key": "$vehpub", "address": "10.77.0.2"}]}
 JSON
     "$LAB" exec hub "$TN_HUB" run --config "$TN_RUN/hub.json" >"$TN_RUN/hub.log" 2>&1 &

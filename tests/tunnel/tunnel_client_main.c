@@ -42,6 +42,14 @@ static void print_stats(struct agg_client *c, const char *tag)
            (unsigned long long)st.dropped_replay, (unsigned long long)st.reorder_late,
            (unsigned long long)st.reorder_skipped, (unsigned long long)st.tx_dropped_nolink,
            (unsigned long long)st.tx_dropped_queue);
+    const struct agg_bond_stats *b = &st.bond;
+    printf("%s  rx: hold=%ums released=%llu wait=%lluus max=%lluus gaps=%llu skipped=%llu "
+           "late=%llu padded=%llu pool_drops=%llu tx: resent=%llu expired=%llu\n",
+           tag, b->hold_ms, (unsigned long long)b->released, (unsigned long long)b->wait_sum_us,
+           (unsigned long long)b->max_wait_us, (unsigned long long)b->gaps_opened,
+           (unsigned long long)b->skipped, (unsigned long long)b->late,
+           (unsigned long long)b->padded, (unsigned long long)b->drop_pool,
+           (unsigned long long)b->resent, (unsigned long long)b->resend_expired);
     for (unsigned i = 0; i < st.n_links; i++) {
         const struct agg_link_stats *l = &st.links[i];
         printf("%s  link %s id=%u %s srtt=%.1fms rttvar=%.1fms loss=%.4f cap=%.2fMbit/s w=%.2f "
