@@ -108,6 +108,8 @@ struct agg_bond_stats {
     uint64_t resend_expired; /* repairs that found no room on any link in time */
     uint64_t drop_budget;    /* packets refused at the links' queue budget */
     uint64_t drop_pool;      /* received packets dropped: the receive pool was full */
+    uint64_t drop_stale;     /* left the sender queue unsent after waiting too long */
+    uint32_t queued;         /* packets in the sender queue now */
 };
 
 struct agg_client_stats {

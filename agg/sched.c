@@ -77,6 +77,7 @@ void sched_cfg_default(struct sched_cfg *cfg)
     cfg->inflight_slots = 4096;
     cfg->seq_slots = 16384;
     cfg->equalise_min_bytes = 0;
+    cfg->link_queue_us = 0;
 }
 
 static int pow2_in(uint32_t v, uint32_t lo, uint32_t hi)
@@ -94,6 +95,11 @@ struct sched *sched_new(const struct sched_cfg *cfg, char *err, size_t errlen)
     if (cfg->target_delay_us < 1000 || cfg->target_delay_us > 2000000) {
         snprintf(err, errlen, "sched_new: target_delay_us %u outside 1 ms..2 s",
                  cfg->target_delay_us);
+        return NULL;
+    }
+    if (cfg->link_queue_us > cfg->target_delay_us) {
+        snprintf(err, errlen, "sched_new: link_queue_us %u over target_delay_us %u",
+                 cfg->link_queue_us, cfg->target_delay_us);
         return NULL;
     }
     struct sched *s = calloc(1, sizeof(*s));
@@ -287,14 +293,26 @@ static void record(struct sched *s, unsigned i, uint64_t seq, uint32_t bytes, ui
     linkest_on_sent(&s->est[i], bytes, q, now_us);
 }
 
-static double eat_us(const struct sched *s, unsigned i, uint32_t bytes, int repair)
+/* How a packet is to be placed: the queue a link may hold for it, and by what rule. */
+struct place {
+    double budget_us;    /* queue delay under which a link takes it */
+    double factor;       /* scales the byte allowances (class share, grace) */
+    double floor_max_us; /* the byte floor only where it drains within this */
+    int repair;          /* a repair: never equalised */
+    int qalone;          /* by queue alone whatever its size (the sender queue's packets) */
+};
+
+static double eat_us(const struct sched *s, unsigned i, uint32_t bytes, const struct place *p)
 {
     uint32_t owd = s->link[i].owd_us;
     /* Bulk packet with equalisation on: every link counts as the slowest one in use (links
      * slower than that keep their own delay), so the choice is by queue alone. */
     /* A repair is not: it should fill its hole as early as possible, whatever the link, or
-     * every packet held behind the hole waits for the slowest link twice. */
-    if (!repair && s->cfg.equalise_min_bytes && bytes >= s->cfg.equalise_min_bytes &&
+     * every packet held behind the hole waits for the slowest link twice. The sender queue's
+     * packets always are: their links are kept to a short queue, far below the delay spread,
+     * so by earliest arrival the slower links would never get one. */
+    if (!p->repair &&
+        (p->qalone || (s->cfg.equalise_min_bytes && bytes >= s->cfg.equalise_min_bytes)) &&
         owd < s->eq_owd_us)
         owd = s->eq_owd_us;
     return owd + (s->link[i].vq + bytes) / rate_of(s, i) * 1e6;
@@ -308,7 +326,7 @@ static double eat_us(const struct sched *s, unsigned i, uint32_t bytes, int repa
 #define SCHED_DRAIN_GRACE_US  1000000 /* see grace_pending */
 #define BUDGET_FLOOR_BYTES    4500.0
 
-static int within_budget(const struct sched *s, unsigned i, double factor)
+static int within_budget(const struct sched *s, unsigned i, const struct place *p)
 {
     if (s->link[i].vq <= 0.0)
         return 1;
@@ -316,17 +334,39 @@ static int within_budget(const struct sched *s, unsigned i, double factor)
     /* Not where that would take over STARTUP_BUDGET_MAX_US to drain: a link whose packet
      * pairs showed 0.2 Mbit/s would otherwise queue a second of data while it starts (the
      * first guess, 1 Mbit/s, keeps it: 192 ms). */
-    if (s->est[i].state == LINK_STARTUP && s->link[i].vq < STARTUP_BUDGET_BYTES * factor &&
+    if (s->est[i].state == LINK_STARTUP && s->link[i].vq < STARTUP_BUDGET_BYTES * p->factor &&
         STARTUP_BUDGET_BYTES / r * 1e6 < STARTUP_BUDGET_MAX_US)
         return 1;
     /* Byte floor: a few packets of queue whatever the estimate, so a link whose estimate is
      * (still or again) far too low keeps being offered enough to show its real rate, and the
      * 2 ms send tick cannot leave a fast link idle. Not where that would be more than twice the
      * time budget (a 200 kbit/s link: 4.5 kB are 180 ms). */
-    if (s->link[i].vq < BUDGET_FLOOR_BYTES * factor &&
-        BUDGET_FLOOR_BYTES / r * 1e6 < 2.0 * (double)s->cfg.target_delay_us)
+    if (s->link[i].vq < BUDGET_FLOOR_BYTES * p->factor &&
+        BUDGET_FLOOR_BYTES / r * 1e6 < p->floor_max_us)
         return 1;
-    return queue_delay_us(s, i) < (double)s->cfg.target_delay_us * factor;
+    return queue_delay_us(s, i) < p->budget_us;
+}
+
+/* The class share (passenger classes stop at 60 % of a budget) and the drain grace. */
+static double budget_factor(struct sched *s, const struct cls_state *cs, uint64_t now_us)
+{
+    if (s->grace_pending) {
+        s->grace_pending = false;
+        s->grace_until_us = now_us + SCHED_DRAIN_GRACE_US;
+    }
+    double factor = cs && cs->cfg.priority != 0 ? 0.6 : 1.0;
+    if (now_us < s->grace_until_us)
+        factor *= 2.0;
+    return factor;
+}
+
+static struct place place_direct(const struct sched *s, double factor, int repair)
+{
+    struct place p = {.budget_us = (double)s->cfg.target_delay_us * factor,
+                      .factor = factor,
+                      .floor_max_us = 2.0 * (double)s->cfg.target_delay_us,
+                      .repair = repair};
+    return p;
 }
 
 /* A loaded link whose answers stopped while another link's still arrive: probably cut. Until
@@ -364,8 +404,8 @@ static uint64_t newest_evidence(const struct sched *s)
 
 /* Best two links by expected arrival among enabled links under budget (prio filter for
  * FAILOVER: only links with link_prio == best). Returns how many were found (0..2). */
-static int pick(struct sched *s, const struct sched_class_cfg *c, uint32_t bytes, double factor,
-                uint64_t now_us, int *any_enabled, unsigned out[2])
+static int pick(struct sched *s, const struct sched_class_cfg *c, uint32_t bytes,
+                const struct place *p, uint64_t now_us, int *any_enabled, unsigned out[2])
 {
     uint64_t newest_ev = newest_evidence(s);
     int best_prio = 256;
@@ -383,9 +423,9 @@ static int pick(struct sched *s, const struct sched_class_cfg *c, uint32_t bytes
         if (c && c->mode == SCHED_FAILOVER && c->link_prio[i] != best_prio)
             continue;
         *any_enabled = 1;
-        if (!within_budget(s, i, factor) || suspect(s, i, newest_ev, now_us))
+        if (!within_budget(s, i, p) || suspect(s, i, newest_ev, now_us))
             continue;
-        double t = eat_us(s, i, bytes, c == NULL);
+        double t = eat_us(s, i, bytes, p);
         if (n == 0 || t < b0) {
             out[1] = out[0];
             b1 = b0;
@@ -421,6 +461,20 @@ static int rate_cap_ok(struct cls_state *cs, uint32_t bytes, uint64_t now_us)
     return 1;
 }
 
+static void commit(struct sched *s, uint64_t seq, uint32_t bytes, const unsigned best[2], int n,
+                   uint64_t now_us, struct sched_decision *out)
+{
+    struct mapent *m = &s->map[seq & s->map_mask];
+    m->seq = seq;
+    m->link = (uint8_t)best[0];
+    m->flags = n == 2 ? MAP_NO_RETX : 0;
+    for (int k = 0; k < n; k++) {
+        record(s, best[k], seq, bytes, 0, now_us);
+        out->link[k] = s->link[best[k]].id;
+    }
+    out->n = (uint8_t)n;
+}
+
 enum sched_verdict sched_send(struct sched *s, uint64_t seq, uint32_t bytes, unsigned cls,
                               uint64_t now_us, struct sched_decision *out)
 {
@@ -432,14 +486,8 @@ enum sched_verdict sched_send(struct sched *s, uint64_t seq, uint32_t bytes, uns
         drain(s, i, now_us);
     unsigned best[2];
     int any = 0;
-    if (s->grace_pending) {
-        s->grace_pending = false;
-        s->grace_until_us = now_us + SCHED_DRAIN_GRACE_US;
-    }
-    double factor = cs->cfg.priority == 0 ? 1.0 : 0.6;
-    if (now_us < s->grace_until_us)
-        factor *= 2.0;
-    int n = pick(s, &cs->cfg, bytes, factor, now_us, &any, best);
+    struct place p = place_direct(s, budget_factor(s, cs, now_us), 0);
+    int n = pick(s, &cs->cfg, bytes, &p, now_us, &any, best);
     if (n == 0)
         return any ? SCHED_DROP_BUDGET : SCHED_DROP_NOLINK;
     if (!rate_cap_ok(cs, bytes, now_us))
@@ -448,15 +496,63 @@ enum sched_verdict sched_send(struct sched *s, uint64_t seq, uint32_t bytes, uns
               (cs->cfg.redundant_below_bytes && bytes <= cs->cfg.redundant_below_bytes);
     if (!two || n < 2)
         n = 1;
-    struct mapent *m = &s->map[seq & s->map_mask];
-    m->seq = seq;
-    m->link = (uint8_t)best[0];
-    m->flags = n == 2 ? MAP_NO_RETX : 0;
-    for (int k = 0; k < n; k++) {
-        record(s, best[k], seq, bytes, 0, now_us);
-        out->link[k] = s->link[best[k]].id;
-    }
-    out->n = (uint8_t)n;
+    commit(s, seq, bytes, best, n, now_us, out);
+    return SCHED_SEND;
+}
+
+bool sched_queued_class(const struct sched *s, unsigned cls, uint32_t bytes)
+{
+    if (!s->cfg.link_queue_us)
+        return false;
+    const struct sched_class_cfg *c = &s->cls[cls < SCHED_MAX_CLASSES ? cls : 0].cfg;
+    return c->mode == SCHED_BOND &&
+           !(c->redundant_below_bytes && bytes <= c->redundant_below_bytes);
+}
+
+enum sched_verdict sched_queue_admit(struct sched *s, unsigned cls, uint32_t bytes,
+                                     double queued_bytes, uint64_t now_us)
+{
+    struct cls_state *cs = &s->cls[cls < SCHED_MAX_CLASSES ? cls : 0];
+    double tot = 0;
+    for (unsigned i = 0; i < s->n_links; i++)
+        if (link_enabled(s, i))
+            tot += rate_of(s, i);
+    if (tot <= 0.0)
+        return SCHED_DROP_NOLINK;
+    /* The whole standing queue (this FIFO plus the links' own) stays within the target, as
+     * when every packet went straight to a link. */
+    double t_us = (double)s->cfg.target_delay_us - (double)s->cfg.link_queue_us;
+    if (t_us < (double)s->cfg.link_queue_us)
+        t_us = (double)s->cfg.link_queue_us;
+    double lim = tot * t_us / 1e6 * budget_factor(s, cs, now_us);
+    if (lim < BUDGET_FLOOR_BYTES)
+        lim = BUDGET_FLOOR_BYTES;
+    if (queued_bytes + bytes > lim)
+        return SCHED_DROP_BUDGET;
+    if (!rate_cap_ok(cs, bytes, now_us))
+        return SCHED_DROP_RATECAP;
+    return SCHED_SEND;
+}
+
+enum sched_verdict sched_send_queued(struct sched *s, uint64_t seq, uint32_t bytes, unsigned cls,
+                                     uint64_t now_us, struct sched_decision *out)
+{
+    out->n = 0;
+    struct cls_state *cs = &s->cls[cls < SCHED_MAX_CLASSES ? cls : 0];
+    for (unsigned i = 0; i < s->n_links; i++)
+        drain(s, i, now_us);
+    /* The class share was applied when the packet joined the queue; the grace still lets the
+     * survivors of a drain take more at once. */
+    double g = budget_factor(s, NULL, now_us);
+    double lq =
+        s->cfg.link_queue_us ? (double)s->cfg.link_queue_us : (double)s->cfg.target_delay_us;
+    struct place p = {.budget_us = lq * g, .factor = g, .floor_max_us = 2.0 * lq, .qalone = 1};
+    unsigned best[2];
+    int any = 0;
+    int n = pick(s, &cs->cfg, bytes, &p, now_us, &any, best);
+    if (n == 0)
+        return any ? SCHED_DROP_BUDGET : SCHED_DROP_NOLINK;
+    commit(s, seq, bytes, best, 1, now_us, out);
     return SCHED_SEND;
 }
 
@@ -469,7 +565,8 @@ enum sched_verdict sched_resend(struct sched *s, uint64_t seq, uint32_t bytes, u
     unsigned best[2];
     int any = 0;
     /* A repair is more urgent than new data: allow half a budget more queue for it. */
-    int n = pick(s, NULL, bytes, 1.5, now_us, &any, best);
+    struct place p = place_direct(s, 1.5, 1);
+    int n = pick(s, NULL, bytes, &p, now_us, &any, best);
     if (n == 0)
         return any ? SCHED_DROP_BUDGET : SCHED_DROP_NOLINK;
     struct mapent *m = &s->map[seq & s->map_mask];

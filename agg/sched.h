@@ -31,6 +31,7 @@
 #define CORRIDOR_AGG_SCHED_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "agg/ctrl.h"
@@ -67,6 +68,13 @@ struct sched_cfg {
      * (which CUBIC's HyStart and BBR read as congestion). Smaller packets (ACKs, interactive,
      * VoIP) keep the earliest-arrival rule and the fastest link. See docs/scheduling.md. */
     uint32_t equalise_min_bytes;
+    /* Sender queue (0 = off, the default: every packet goes straight to a link's queue up to
+     * target_delay_us). With it, the caller keeps bulk packets in its own FIFO
+     * (sched_queue_admit) and hands them to the links with sched_send_queued, which fills a
+     * link only up to this much queue: the standing queue that a TCP flow builds then waits in
+     * the tunnel, not in the modem, where repairs, ACKs and small packets would queue behind
+     * it, and where everything is stranded when the link dies. See docs/scheduling.md. */
+    uint32_t link_queue_us;
 };
 
 enum sched_verdict {
@@ -107,6 +115,19 @@ int sched_set_class(struct sched *s, unsigned cls, const struct sched_class_cfg 
  * tunnel-wide sequence number; cls indexes the class table (out of range = class 0). */
 enum sched_verdict sched_send(struct sched *s, uint64_t seq, uint32_t bytes, unsigned cls,
                               uint64_t now_us, struct sched_decision *out);
+/* Sender queue (cfg.link_queue_us > 0). sched_queued_class: whether a packet of this class and
+ * size belongs in the FIFO (BOND-mode classes, except what redundancy sends on two links;
+ * FAILOVER and REDUNDANT classes go straight through sched_send). sched_queue_admit: whether
+ * the FIFO, holding queued_bytes, may take this packet (the class's share of target_delay_us
+ * at the rate of all enabled links, less the links' own queue; the class's rate cap is
+ * charged here): SCHED_SEND, or why not. sched_send_queued: place the FIFO's head packet on
+ * the link where it leaves first, among links under link_queue_us; SCHED_DROP_BUDGET = keep
+ * it, none has room now. */
+bool sched_queued_class(const struct sched *s, unsigned cls, uint32_t bytes);
+enum sched_verdict sched_queue_admit(struct sched *s, unsigned cls, uint32_t bytes,
+                                     double queued_bytes, uint64_t now_us);
+enum sched_verdict sched_send_queued(struct sched *s, uint64_t seq, uint32_t bytes, unsigned cls,
+                                     uint64_t now_us, struct sched_decision *out);
 /* Re-send a packet taken from sched_take_resend() on the best link now (one link). */
 enum sched_verdict sched_resend(struct sched *s, uint64_t seq, uint32_t bytes, uint64_t now_us,
                                 struct sched_decision *out);

@@ -245,6 +245,11 @@ static void outq_flush(struct bond *b, uint64_t now_us);
  * earliest-arrival rule never reaches the slow-but-big links (a link 55 ms slower than the
  * fastest is only chosen once the fast one queues 55 ms). CORRIDOR_SCHED_TARGET_MS overrides it
  * for experiments (docs/performance.md). */
+#define BOND_LINK_QUEUE_MS 20u
+/* A packet that waited this long in the sender queue is dropped instead of sent (the links
+ * shrank or died under it): TCP has timed it out or will see it as a loss anyway. */
+#define TXQ_MAX_WAIT_US 250000u
+
 static void sched_cfg_bond(struct sched_cfg *sc)
 {
     sched_cfg_default(sc);
@@ -263,6 +268,15 @@ static void sched_cfg_bond(struct sched_cfg *sc)
     e = getenv("CORRIDOR_EQUALISE_MIN_BYTES");
     if (e && str_to_long(e, &v) && v >= 0 && v <= 65535)
         sc->equalise_min_bytes = (uint32_t)v;
+    /* Sender queue (docs/scheduling.md, "Sender queue"): each link's own queue is kept to
+     * BOND_LINK_QUEUE_MS, the rest of the budget waits in the bond. CORRIDOR_LINK_QUEUE_MS
+     * overrides it (0 = off: every packet straight to a link's queue, as before). */
+    sc->link_queue_us = BOND_LINK_QUEUE_MS * 1000u;
+    e = getenv("CORRIDOR_LINK_QUEUE_MS");
+    if (e && str_to_long(e, &v) && v >= 0 && v <= 2000)
+        sc->link_queue_us = (uint32_t)v * 1000;
+    if (sc->link_queue_us > sc->target_delay_us)
+        sc->link_queue_us = sc->target_delay_us;
 }
 #define REORDER_SLOTS 8192u
 
@@ -306,6 +320,11 @@ int bond_init(struct bond *b, unsigned inner_mtu, bool lz4, bond_deliver_fn deli
     b->pool = malloc((size_t)BOND_RXPOOL * BOND_PKT_MAX);
     b->pool_len = calloc(BOND_RXPOOL, sizeof(*b->pool_len));
     b->pool_free = calloc(BOND_RXPOOL, sizeof(*b->pool_free));
+    if (sc.link_queue_us && b->sched && !(b->txq = calloc(BOND_TXQ, sizeof(*b->txq)))) {
+        snprintf(err, errlen, "bond: out of memory");
+        bond_free(b);
+        return -1;
+    }
     if (!b->rb || !b->tx || !b->pool || !b->pool_len || !b->pool_free || !b->pool_due || !b->outq ||
         !b->pool_frag) {
         if (b->rb)
@@ -331,6 +350,10 @@ void bond_free(struct bond *b)
     free(b->pool_due);
     free(b->outq);
     free(b->pool_frag);
+    free(b->txq);
+    b->txq = NULL;
+    b->txq_len = 0;
+    b->txq_bytes = 0;
     b->pool_frag = NULL;
     b->pool_due = NULL;
     b->outq = NULL;
@@ -487,22 +510,14 @@ static void send_wrapped(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t 
 
 static void pump_resends(struct bond *b, uint64_t now_us);
 
-/* Schedule, seal and send one data packet of inner type `inner` (WIRE_INNER_IP, or a
- * WIRE_INNER_FRAG piece). Keeps the plaintext copy for repairs. 0 sent, -1 dropped (counted). */
-static int send_one(struct bond *b, uint8_t inner, const uint8_t *data, size_t len, unsigned cls,
-                    uint64_t now_us)
+/* Seal and send one data packet the scheduler placed (d, recorded under sequence data_k) of
+ * inner type `inner` (WIRE_INNER_IP, or a WIRE_INNER_FRAG piece). Keeps the plaintext copy for
+ * repairs. */
+static void transmit(struct bond *b, const struct sched_decision *dp, uint8_t inner,
+                     const uint8_t *data, size_t len)
 {
+    struct sched_decision d = *dp;
     uint64_t seq = b->data_k;
-    struct sched_decision d;
-    enum sched_verdict v =
-        sched_send(b->sched, seq, (uint32_t)(len + OUTER_OVERHEAD), cls, now_us, &d);
-    if (v != SCHED_SEND) {
-        if (v == SCHED_DROP_NOLINK)
-            b->drop_nolink++;
-        else
-            b->drop_budget++;
-        return -1;
-    }
     b->data_k++;
     /* The slot's copy is the previous user's until the end: invalidate it first so a failed
      * seal below never leaves an old (or old-session) copy under this sequence. Copies are not
@@ -528,7 +543,7 @@ static int send_one(struct bond *b, uint8_t inner, const uint8_t *data, size_t l
         n = wire_seal_pn(b->sess, pn, d.link[0], inner, data, len, b->out, sizeof(b->out));
     if (n < 0) {
         b->drop_oversize++;
-        return -1;
+        return;
     }
     note_pn(b, pn);
     c->seq1 = seq + 1;
@@ -538,6 +553,90 @@ static int send_one(struct bond *b, uint8_t inner, const uint8_t *data, size_t l
     link_tx(b, d.link[0], b->out, (size_t)n);
     if (d.n == 2)
         send_wrapped(b, d.link[1], seq, inner, data, len);
+}
+
+static bool is_tcp_data_or_syn(const uint8_t *ip, size_t n);
+
+static void count_refusal(struct bond *b, enum sched_verdict v)
+{
+    if (v == SCHED_DROP_NOLINK)
+        b->drop_nolink++;
+    else
+        b->drop_budget++;
+}
+
+/* The sender queue's head packets go while some link has room for them (after the repairs,
+ * which bond_tick and bond_send_ip pump first). */
+static void pump_queue(struct bond *b, uint64_t now_us)
+{
+    while (b->txq_len > 0) {
+        struct bond_txq_ent *e = &b->txq[b->txq_head];
+        uint32_t wire = (uint32_t)e->len + OUTER_OVERHEAD;
+        if (now_us - e->t_us > TXQ_MAX_WAIT_US) {
+            b->drop_stale++;
+        } else {
+            struct sched_decision d;
+            enum sched_verdict v = sched_send_queued(b->sched, b->data_k, wire, e->cls, now_us, &d);
+            if (v != SCHED_SEND)
+                return; /* no room (or no link) now: the next tick or packet tries again */
+            transmit(b, &d, e->inner, e->data, e->len);
+        }
+        b->txq_head = (b->txq_head + 1) & (BOND_TXQ - 1);
+        b->txq_len--;
+        b->txq_bytes -= wire;
+    }
+    b->txq_bytes = 0; /* empty: no rounding left over */
+}
+
+/* Bulk: what a TCP flow's queue is made of (the receiver's held class, plus anything of the
+ * equalisation size). ACKs, DNS, VoIP and other small packets go straight to a link. */
+static bool queued_bulk(const struct bond *b, uint8_t inner, const uint8_t *data, size_t len)
+{
+    if (inner == WIRE_INNER_FRAG ||
+        len + OUTER_OVERHEAD >= (b->eq_min_bytes ? b->eq_min_bytes : 1000))
+        return true;
+    return inner == WIRE_INNER_IP && is_tcp_data_or_syn(data, len);
+}
+
+/* One data packet: into the sender queue (bulk of a bonded class) or straight to a link.
+ * 0 queued or sent, -1 dropped (counted). */
+static int send_one(struct bond *b, uint8_t inner, const uint8_t *data, size_t len, unsigned cls,
+                    uint64_t now_us)
+{
+    uint32_t wire = (uint32_t)(len + OUTER_OVERHEAD);
+    enum sched_verdict v;
+    if (b->txq && sched_queued_class(b->sched, cls, wire) && queued_bulk(b, inner, data, len)) {
+        v = b->txq_len < BOND_TXQ ? sched_queue_admit(b->sched, cls, wire, b->txq_bytes, now_us)
+                                  : SCHED_DROP_BUDGET;
+        if (v != SCHED_SEND) {
+            count_refusal(b, v);
+            return -1;
+        }
+        struct sched_decision d;
+        if (b->txq_len == 0 &&
+            sched_send_queued(b->sched, b->data_k, wire, cls, now_us, &d) == SCHED_SEND) {
+            transmit(b, &d, inner, data, len); /* a link has room now: no copy into the queue */
+            return 0;
+        }
+        struct bond_txq_ent *e = &b->txq[(b->txq_head + b->txq_len) & (BOND_TXQ - 1)];
+        e->t_us = now_us;
+        e->len = (uint16_t)len;
+        e->inner = inner;
+        e->cls = (uint8_t)cls;
+        memcpy(e->data, data, len);
+        b->txq_len++;
+        b->txq_bytes += wire;
+        if (b->txq_len > 1)
+            pump_queue(b, now_us); /* older packets first; this one when its turn comes */
+        return 0;
+    }
+    struct sched_decision d;
+    v = sched_send(b->sched, b->data_k, wire, cls, now_us, &d);
+    if (v != SCHED_SEND) {
+        count_refusal(b, v);
+        return -1;
+    }
+    transmit(b, &d, inner, data, len);
     return 0;
 }
 
@@ -1006,8 +1105,11 @@ void bond_tick(struct bond *b, uint64_t now_us)
         if (n > 1)
             send_ctrl(b, pr[i].link_id, buf[0], buf + 1, n - 1);
     }
-    /* Re-sends: lost on a link (feedback) or in flight on a link that just died. */
+    /* Re-sends: lost on a link (feedback) or in flight on a link that just died. Then the
+     * sender queue, behind them. */
     pump_resends(b, now_us);
+    if (b->txq_len > 0)
+        pump_queue(b, now_us);
     /* Feedback: paced per link, plus an urgent copy on the fastest link when a gap opened so
      * the sender can repair it before the hold time runs out. */
     struct reorder_stats rs;
@@ -1086,6 +1188,8 @@ void bond_get_stats(struct bond *b, struct agg_bond_stats *out)
     out->resend_expired = b->resend_expired;
     out->drop_budget = b->drop_budget;
     out->drop_pool = b->drop_pool;
+    out->drop_stale = b->drop_stale;
+    out->queued = b->txq_len;
 }
 
 void bond_link_stats(struct bond *b, uint8_t link_id, struct agg_link_stats *out)

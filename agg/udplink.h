@@ -87,6 +87,7 @@ void dploop_init(struct dploop *l);
 #define BOND_PKT_MAX      1600u /* largest inner packet kept (inner MTU <= 1500) */
 #define BOND_TXCOPIES     4096u /* plaintext copies for re-sending (power of two) */
 #define BOND_RXPOOL       4096u /* packets the reorder buffer can hold */
+#define BOND_TXQ          2048u /* sender queue slots (docs/scheduling.md "Sender queue") */
 
 struct bond_link {
     bool present;  /* configured (vehicle) or learned (hub) */
@@ -104,6 +105,14 @@ struct bond_txcopy {
     uint64_t seq1;
     uint16_t len;
     uint8_t inner;
+    uint8_t data[BOND_PKT_MAX];
+};
+
+/* A bulk packet waiting in the sender queue for room on a link (not yet sequenced or sealed). */
+struct bond_txq_ent {
+    uint64_t t_us; /* when it joined */
+    uint16_t len;
+    uint8_t inner, cls;
     uint8_t data[BOND_PKT_MAX];
 };
 
@@ -151,6 +160,13 @@ struct bond {
     uint8_t out[WIRE_MAX_PACKET + 64];
     uint8_t scratch[WIRE_MAX_PACKET + 64];
     /* counters */
+    /* Sender queue (NULL when the scheduler's link_queue_us is 0): bulk packets wait here in
+     * arrival order and leave when a link's own queue is short enough, so the standing queue
+     * of a TCP flow is ours, and repairs, ACKs and small packets pass it. */
+    struct bond_txq_ent *txq; /* BOND_TXQ */
+    uint32_t txq_head, txq_len;
+    double txq_bytes;    /* wire bytes queued */
+    uint64_t drop_stale; /* left the sender queue unsent: waited past TXQ_MAX_WAIT_US */
     uint64_t drop_nolink, drop_budget, drop_pool, drop_oversize, drop_bad_inner, resent;
     uint64_t resend_expired; /* repairs that found no room on any link in time */
     uint64_t rx_delivered;

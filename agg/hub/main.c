@@ -188,13 +188,14 @@ static void print_stats(struct agg_hub *h)
             LOG_I("hub",
                   "  %s rx: hold %u ms released %llu wait %llu us (max %llu) gaps %llu "
                   "skipped %llu late %llu padded %llu pool-drops %llu; tx: resent %llu "
-                  "expired %llu budget-drops %llu",
+                  "expired %llu budget-drops %llu queued %u stale-drops %llu",
                   vs[i].id, b->hold_ms, (unsigned long long)b->released,
                   (unsigned long long)b->wait_sum_us, (unsigned long long)b->max_wait_us,
                   (unsigned long long)b->gaps_opened, (unsigned long long)b->skipped,
                   (unsigned long long)b->late, (unsigned long long)b->padded,
                   (unsigned long long)b->drop_pool, (unsigned long long)b->resent,
-                  (unsigned long long)b->resend_expired, (unsigned long long)b->drop_budget);
+                  (unsigned long long)b->resend_expired, (unsigned long long)b->drop_budget,
+                  b->queued, (unsigned long long)b->drop_stale);
         for (unsigned l = 0; l < vs[i].n_links; l++) {
             const struct agg_link_stats *ls = &vs[i].links[l];
             LOG_I("hub", "  %s %s: state %d srtt %.1f ms cap %.2f Mbit/s loss %.3f tx %llu rx %llu",

@@ -779,6 +779,103 @@ static void test_sched_equalise(void)
     sched_free(s);
 }
 
+/* Sender queue: which packets it takes, how much (the class's share of the budget at the rate
+ * of all links, less the links' own queue), and how its packets are placed: by queue alone
+ * (every link from the first packet, also with equalisation off) and each link only up to
+ * link_queue_us, so the standing queue stays in the tunnel. */
+static void test_sched_queued(void)
+{
+    char err[128];
+    struct sched_cfg c;
+    sched_cfg_default(&c);
+    CHECK_INT(c.link_queue_us, 0); /* off unless asked for */
+    c.target_delay_us = 100 * MS;
+    c.link_queue_us = 101 * MS;
+    CHECK(sched_new(&c, err, sizeof(err)) == NULL); /* more than the whole budget */
+    CHECK(strstr(err, "link_queue_us") != NULL);
+    struct sched *off = sched_new(&(struct sched_cfg){.target_delay_us = 100 * MS,
+                                                      .inflight_slots = 4096,
+                                                      .seq_slots = 16384},
+                                  err, sizeof(err));
+    CHECK(off != NULL);
+    CHECK(!sched_queued_class(off, 0, 1500)); /* no sender queue: everything straight out */
+    sched_free(off);
+
+    c.link_queue_us = 20 * MS;
+    struct sched *s = sched_new(&c, err, sizeof(err));
+    CHECK_INT(sched_add_link(s, 10, 0), 0);
+    CHECK_INT(sched_add_link(s, 11, 0), 0);
+    teach(s, 10, 40, 10, 1000);  /* 20 ms, 10 Mbit/s */
+    teach(s, 11, 100, 50, 1000); /* 50 ms, 50 Mbit/s */
+    struct ctrl_probe pr[8];
+    sched_tick(s, 1000, pr, 8);
+
+    /* Which classes queue: bonded ones, but not what redundancy sends twice, nor failover. */
+    struct sched_class_cfg pass = {.mode = SCHED_BOND, .priority = 1, .redundant_below_bytes = 300};
+    struct sched_class_cfg fo = {.mode = SCHED_FAILOVER};
+    struct sched_class_cfg capped = {.mode = SCHED_BOND, .rate_cap_bps = 1000000};
+    CHECK_INT(sched_set_class(s, 1, &pass), 0);
+    CHECK_INT(sched_set_class(s, 2, &fo), 0);
+    CHECK_INT(sched_set_class(s, 3, &capped), 0);
+    CHECK(sched_queued_class(s, 0, 1500));
+    CHECK(sched_queued_class(s, 1, 1500));
+    CHECK(!sched_queued_class(s, 1, 200));
+    CHECK(!sched_queued_class(s, 2, 1500));
+
+    /* Admission: 60 Mbit/s x (100 - 20) ms = 600 kB for class 0, 60 % of it for passengers. */
+    CHECK_INT(sched_queue_admit(s, 0, 1500, 0, 2000), SCHED_SEND);
+    CHECK_INT(sched_queue_admit(s, 0, 1500, 598000, 2000), SCHED_SEND);
+    CHECK_INT(sched_queue_admit(s, 0, 1500, 599000, 2000), SCHED_DROP_BUDGET);
+    CHECK_INT(sched_queue_admit(s, 1, 1500, 358000, 2000), SCHED_SEND);
+    CHECK_INT(sched_queue_admit(s, 1, 1500, 359000, 2000), SCHED_DROP_BUDGET);
+    /* the class's rate cap is charged when it joins (1 Mbit/s: a 6250-byte burst) */
+    int ok = 0;
+    while (sched_queue_admit(s, 3, 1500, 0, 2000) == SCHED_SEND && ok < 100)
+        ok++;
+    CHECK_INT(ok, 4);
+    CHECK_INT(sched_queue_admit(s, 3, 1500, 0, 2000), SCHED_DROP_RATECAP);
+
+    /* Placement of a burst at one instant, equalisation off: by queue alone, so the 50 ms
+     * link from the first packets (plain earliest arrival would give the 20 ms link the first
+     * 25), in the ratio of the rates, and each link up to 20 ms of its own rate: 25 kB and
+     * 125 kB, about 100 packets in all. Then the head waits. */
+    struct sched_decision d;
+    uint64_t seq = 1;
+    int n10 = 0, n11 = 0, first11 = -1;
+    enum sched_verdict v;
+    while ((v = sched_send_queued(s, seq, 1500, 0, 2000, &d)) == SCHED_SEND) {
+        CHECK_INT(d.n, 1);
+        if (d.link[0] == 10) {
+            n10++;
+        } else {
+            if (first11 < 0)
+                first11 = (int)(seq - 1);
+            n11++;
+        }
+        seq++;
+        if (seq > 1000)
+            break;
+    }
+    CHECK_INT(v, SCHED_DROP_BUDGET);
+    CHECK(first11 >= 0 && first11 <= 1);
+    CHECK_MSG(n10 >= 16 && n10 <= 19 && n11 >= 82 && n11 <= 86, "queued burst: %d on 10, %d on 11",
+              n10, n11);
+    struct sched_link_info li;
+    CHECK_INT(sched_link_info(s, 11, &li), 0);
+    CHECK(li.vq_bytes <= 126500.0);
+    /* 5 ms later each link has taken 5 ms of its rate: room again */
+    CHECK_INT(sched_send_queued(s, seq++, 1500, 0, 2000 + 5 * MS, &d), SCHED_SEND);
+    /* Direct packets (ACKs) still have the whole budget, and the earliest arrival. */
+    CHECK_INT(sched_send(s, seq++, 80, 0, 2000 + 5 * MS, &d), SCHED_SEND);
+    CHECK_INT(d.link[0], 10);
+    /* Nothing enabled: the queue is told, and keeps its packets for later. */
+    sched_set_weight(s, 10, 0.0);
+    sched_set_weight(s, 11, 0.0);
+    CHECK_INT(sched_queue_admit(s, 0, 1500, 0, 3000 + 5 * MS), SCHED_DROP_NOLINK);
+    CHECK_INT(sched_send_queued(s, seq, 1500, 0, 3000 + 5 * MS, &d), SCHED_DROP_NOLINK);
+    sched_free(s);
+}
+
 static void test_sched_eat(void)
 {
     char err[128];
@@ -1143,6 +1240,7 @@ int main(void)
     test_hold_time();
     test_sched_eat();
     test_sched_equalise();
+    test_sched_queued();
     test_sched_weights_classes();
     test_sched_startup_budget();
     test_sched_drain_grace();

@@ -48,7 +48,7 @@ goodput)
         dn=$(tn_iperf "$T" -R ${IPERF_ARGS:-})
         echo "tunnel down_mbps=$dn"
     fi
-    grep '^\[final\]\|^\[' "$TN_RUN/client.log" | tail -$((n + 1))
+    grep '^\[final\]\|^\[' "$TN_RUN/client.log" | tail -$((n + 2))
     if ((base)); then
         # plain TCP per link, no tunnel, same lab (the tunnel keeps running but idle)
         "$TN_HERE/baseline.sh" --time "${BASE_T:-$T}" --target hub | tee "$TN_RUN/baseline.txt"

@@ -9,6 +9,7 @@
  * (SIGINT/SIGTERM or --duration-s). Exit 2 on bad arguments, 1 if the engine fails. */
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,12 +45,14 @@ static void print_stats(struct agg_client *c, const char *tag)
            (unsigned long long)st.tx_dropped_queue);
     const struct agg_bond_stats *b = &st.bond;
     printf("%s  rx: hold=%ums released=%llu wait=%lluus max=%lluus gaps=%llu skipped=%llu "
-           "late=%llu padded=%llu pool_drops=%llu tx: resent=%llu expired=%llu\n",
+           "late=%llu padded=%llu pool_drops=%llu tx: resent=%llu expired=%llu queued=%u "
+           "stale=%llu\n",
            tag, b->hold_ms, (unsigned long long)b->released, (unsigned long long)b->wait_sum_us,
            (unsigned long long)b->max_wait_us, (unsigned long long)b->gaps_opened,
            (unsigned long long)b->skipped, (unsigned long long)b->late,
            (unsigned long long)b->padded, (unsigned long long)b->drop_pool,
-           (unsigned long long)b->resent, (unsigned long long)b->resend_expired);
+           (unsigned long long)b->resent, (unsigned long long)b->resend_expired, b->queued,
+           (unsigned long long)b->drop_stale);
     for (unsigned i = 0; i < st.n_links; i++) {
         const struct agg_link_stats *l = &st.links[i];
         printf("%s  link %s id=%u %s srtt=%.1fms rttvar=%.1fms loss=%.4f cap=%.2fMbit/s w=%.2f "
@@ -158,6 +161,11 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     uint64_t t0 = mono_ms(), last = t0;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    /* The stats tags count from here: this line lets a lab script align them with other
+     * tools' wall-clock samples (ss, iperf3). */
+    printf("t0_unix=%lld.%03ld\n", (long long)rt.tv_sec, rt.tv_nsec / 1000000);
     while (!g_stop) {
         usleep(20000);
         uint64_t now = mono_ms();
@@ -166,7 +174,7 @@ int main(int argc, char **argv)
         if (stats_ms > 0 && now - last >= (uint64_t)stats_ms) {
             last = now;
             char tag[32];
-            snprintf(tag, sizeof(tag), "[%.1f]", (now - t0) / 1000.0);
+            snprintf(tag, sizeof(tag), "[%.2f]", (now - t0) / 1000.0);
             print_stats(c, tag);
         }
     }
