@@ -802,7 +802,7 @@ static bool is_tcp_data_or_syn(const uint8_t *ip, size_t n)
 }
 
 static void push_packet(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t inner,
-                        const uint8_t *p, size_t len, uint64_t now_us)
+                        const uint8_t *p, size_t len, bool wrapped, uint64_t now_us)
 {
     if (b->n_free == 0) {
         b->drop_pool++;
@@ -831,8 +831,12 @@ static void push_packet(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t i
     b->pool_len[h] = (uint16_t)n;
     b->pool_frag[h] = inner == WIRE_INNER_FRAG;
     /* Equalisation: bulk packets (same size rule as the peer's scheduler, on the wire size)
-     * are due after their link's delay difference to the slowest link in use. */
-    uint32_t pad = link_id < AGG_MAX_LINKS ? b->rx_pad_us[link_id] : 0;
+     * are due after their link's delay difference to the slowest link in use. Not a repair
+     * (or a redundant copy): it comes late already, and every packet held behind its hole
+     * waits for it, so it goes at once. Padded by the fast link it came on, a repair of a loss
+     * on the slowest link held delivery for that link's whole pad again (55 ms in three-links
+     * after ~50 ms of repair). */
+    uint32_t pad = link_id < AGG_MAX_LINKS && !wrapped ? b->rx_pad_us[link_id] : 0;
     /* A bulk packet from the slowest link (pad 0) still queues behind held bulk ones: only
      * pool_due == 0 (small, or equalisation off) may overtake. */
     b->pool_due[h] = b->eq_min_bytes && (len + OUTER_OVERHEAD >= b->eq_min_bytes ||
@@ -924,7 +928,7 @@ void bond_on_rx(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint6
             break;
         }
         ctrl_rx_on_data(&b->crx, link_id, rx->pn / 2, (uint32_t)(rx->len + OUTER_OVERHEAD), now_us);
-        push_packet(b, link_id, rx->pn / 2, rx->inner_type, rx->payload, rx->len, now_us);
+        push_packet(b, link_id, rx->pn / 2, rx->inner_type, rx->payload, rx->len, false, now_us);
         break;
     case BOND_INNER_RESEND:
         if (rx->len > 9) {
@@ -935,7 +939,7 @@ void bond_on_rx(struct bond *b, uint8_t link_id, const struct wire_rx *rx, uint6
                 break;
             }
             ctrl_rx_on_data(&b->crx, link_id, seq, (uint32_t)(rx->len + OUTER_OVERHEAD), now_us);
-            push_packet(b, link_id, seq, inner, rx->payload + 9, rx->len - 9, now_us);
+            push_packet(b, link_id, seq, inner, rx->payload + 9, rx->len - 9, true, now_us);
         }
         break;
     default:
