@@ -737,23 +737,30 @@ static struct sched *mk_two(double mbps10, double mbps11)
     return s;
 }
 
+/* Links 10 (20 ms, 10 Mbit/s) and 11 (50 ms, 50 Mbit/s), known and ticked, under cfg c. */
+static struct sched *mk_fast_slow(const struct sched_cfg *c)
+{
+    char err[128];
+    struct sched *s = sched_new(c, err, sizeof(err));
+    CHECK_INT(sched_add_link(s, 10, 0), 0);
+    CHECK_INT(sched_add_link(s, 11, 0), 0);
+    teach(s, 10, 40, 10, 1000);  /* 20 ms, 10 Mbit/s */
+    teach(s, 11, 100, 50, 1000); /* 50 ms, 50 Mbit/s */
+    struct ctrl_probe pr[8];
+    sched_tick(s, 1000, pr, 8);
+    return s;
+}
+
 /* Delay equalisation: bulk packets are placed by queue alone (both links share a burst from
  * the first packets, in the ratio of their rates), small ones still take the fastest arrival,
  * and a repair is never equalised. */
 static void test_sched_equalise(void)
 {
-    char err[128];
     struct sched_cfg c;
     sched_cfg_default(&c);
     CHECK_INT(c.equalise_min_bytes, 0); /* off unless asked for */
     c.equalise_min_bytes = 1000;
-    struct sched *s = sched_new(&c, err, sizeof(err));
-    CHECK_INT(sched_add_link(s, 10, 0), 0);
-    CHECK_INT(sched_add_link(s, 11, 0), 0);
-    teach(s, 10, 40, 10, 1000);  /* 20 ms, 10 Mbit/s */
-    teach(s, 11, 100, 50, 1000); /* 50 ms, 50 Mbit/s */
-    struct ctrl_probe pr[4];
-    sched_tick(s, 1000, pr, 4);
+    struct sched *s = mk_fast_slow(&c);
     struct sched_decision d;
     uint64_t seq = 1;
     /* a small packet (an ACK) on an idle bond: the fast link */
@@ -802,13 +809,7 @@ static void test_sched_queued(void)
     sched_free(off);
 
     c.link_queue_us = 20 * MS;
-    struct sched *s = sched_new(&c, err, sizeof(err));
-    CHECK_INT(sched_add_link(s, 10, 0), 0);
-    CHECK_INT(sched_add_link(s, 11, 0), 0);
-    teach(s, 10, 40, 10, 1000);  /* 20 ms, 10 Mbit/s */
-    teach(s, 11, 100, 50, 1000); /* 50 ms, 50 Mbit/s */
-    struct ctrl_probe pr[8];
-    sched_tick(s, 1000, pr, 8);
+    struct sched *s = mk_fast_slow(&c);
 
     /* Which classes queue: bonded ones, but not what redundancy sends twice, nor failover. */
     struct sched_class_cfg pass = {.mode = SCHED_BOND, .priority = 1, .redundant_below_bytes = 300};
