@@ -191,6 +191,16 @@ static int link_enabled(const struct sched *s, unsigned i)
     return s->link[i].weight > 0.0 && linkest_usable(&s->est[i]) && rate_of(s, i) > 0.0;
 }
 
+/* The rate offered to all enabled links together (bytes/s). */
+static double total_rate(const struct sched *s)
+{
+    double tot = 0;
+    for (unsigned i = 0; i < s->n_links; i++)
+        if (link_enabled(s, i))
+            tot += rate_of(s, i);
+    return tot;
+}
+
 /* Drain the virtual queue at the rate we offer the link. When it runs empty the link was not
  * kept busy: its delivery-rate sample of this interval is app-limited. */
 static void drain(struct sched *s, unsigned i, uint64_t now_us)
@@ -250,10 +260,7 @@ static void refresh_owd(struct sched *s)
     }
     /* Equalised delay: the slowest link that carries a real share. A link below 5% of the
      * offered rate would raise every bulk packet's delay for a few percent of capacity. */
-    double tot = 0;
-    for (unsigned i = 0; i < s->n_links; i++)
-        if (link_enabled(s, i))
-            tot += rate_of(s, i);
+    double tot = total_rate(s);
     uint32_t eq = 0;
     for (unsigned i = 0; i < s->n_links; i++)
         if (link_enabled(s, i) && rate_of(s, i) >= 0.05 * tot && s->link[i].owd_us > eq)
@@ -513,10 +520,7 @@ enum sched_verdict sched_queue_admit(struct sched *s, unsigned cls, uint32_t byt
                                      double queued_bytes, uint64_t now_us)
 {
     struct cls_state *cs = &s->cls[cls < SCHED_MAX_CLASSES ? cls : 0];
-    double tot = 0;
-    for (unsigned i = 0; i < s->n_links; i++)
-        if (link_enabled(s, i))
-            tot += rate_of(s, i);
+    double tot = total_rate(s);
     if (tot <= 0.0)
         return SCHED_DROP_NOLINK;
     /* The whole standing queue (this FIFO plus the links' own) stays within the target, as

@@ -588,14 +588,22 @@ static void pump_queue(struct bond *b, uint64_t now_us)
     b->txq_bytes = 0; /* empty: no rounding left over */
 }
 
-/* Bulk: what a TCP flow's queue is made of (the receiver's held class, plus anything of the
- * equalisation size). ACKs, DNS, VoIP and other small packets go straight to a link. */
+/* Bulk, one rule for both ends: at least min_bytes on the wire (wire_len: the payload as sent),
+ * or a TCP segment with data or a SYN whatever its size (all of a flow's segments must see the
+ * same delay and order). What the receiver pads for equalisation, and what the sender queues.
+ * ACKs, DNS, VoIP and other small packets are not. */
+static bool is_bulk(size_t wire_len, const uint8_t *ip, size_t ip_len, bool frag,
+                    uint32_t min_bytes)
+{
+    return wire_len + OUTER_OVERHEAD >= min_bytes || (!frag && is_tcp_data_or_syn(ip, ip_len));
+}
+
+/* The sender queue's packets: bulk at the equalisation size (also with equalisation off), and
+ * every fragment. */
 static bool queued_bulk(const struct bond *b, uint8_t inner, const uint8_t *data, size_t len)
 {
-    if (inner == WIRE_INNER_FRAG ||
-        len + OUTER_OVERHEAD >= (b->eq_min_bytes ? b->eq_min_bytes : 1000))
-        return true;
-    return inner == WIRE_INNER_IP && is_tcp_data_or_syn(data, len);
+    return inner == WIRE_INNER_FRAG ||
+           is_bulk(len, data, len, false, b->eq_min_bytes ? b->eq_min_bytes : 1000);
 }
 
 /* One data packet: into the sender queue (bulk of a bonded class) or straight to a link.
@@ -839,10 +847,10 @@ static void push_packet(struct bond *b, uint8_t link_id, uint64_t seq, uint8_t i
     uint32_t pad = link_id < AGG_MAX_LINKS && !wrapped ? b->rx_pad_us[link_id] : 0;
     /* A bulk packet from the slowest link (pad 0) still queues behind held bulk ones: only
      * pool_due == 0 (small, or equalisation off) may overtake. */
-    b->pool_due[h] = b->eq_min_bytes && (len + OUTER_OVERHEAD >= b->eq_min_bytes ||
-                                         (!b->pool_frag[h] && is_tcp_data_or_syn(dst, (size_t)n)))
-                         ? (now_us + pad ? now_us + pad : 1)
-                         : 0;
+    b->pool_due[h] =
+        b->eq_min_bytes && is_bulk(len, dst, (size_t)n, b->pool_frag[h], b->eq_min_bytes)
+            ? (now_us + pad ? now_us + pad : 1)
+            : 0;
     enum reorder_verdict v = reorder_push(b->rb, seq, h, now_us);
     if (v == REORDER_LATE) {
         release_handle(b, h, now_us);
