@@ -35,19 +35,28 @@ bool gpsfake_available(void)
     return true;
 }
 
+/* A free port below the kernel's ephemeral range (32768 and up by default). In that range a
+ * client retrying connect() while gpsd is not up yet can be given the very port it dials as its
+ * own local port, and then TCP connects it to itself: the client reads its own WATCH, gpsd
+ * cannot bind, and the test sees no fix at all (seen once under TSan in CI). */
 int gpsfake_free_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    if (s < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(s, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(s);
-    return port;
+    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+    for (int tries = 0; tries < 200; tries++) {
+        seed = seed * 1103515245u + 12345u;
+        int port = 20000 + (int)((seed >> 8) % 12000u);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0)
+            return -1;
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                .sin_port = htons((uint16_t)port)};
+        int ok = bind(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(s);
+        if (ok)
+            return port;
+    }
+    return -1;
 }
 
 int gpsfake_start(struct gpsfake *g, int port, const char *log, double cycle_s, unsigned max_s,
