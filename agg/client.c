@@ -360,11 +360,9 @@ static void publish(struct agg_client *c)
     s.icmp_too_big = c->icmp_too_big;
     s.tx_dropped_nolink = c->bond.drop_nolink;
     s.tx_dropped_queue = c->bond.drop_budget;
-    struct reorder_stats rs;
-    reorder_get_stats(c->bond.rb, &rs);
-    s.reorder_late = rs.late;
-    s.reorder_skipped = rs.skipped_seqs;
     bond_get_stats(&c->bond, &s.bond);
+    s.reorder_late = s.bond.late;
+    s.reorder_skipped = s.bond.skipped;
     s.n_links = c->cfg.n_links;
     for (unsigned i = 0; i < c->cfg.n_links; i++) {
         uint8_t id = c->cfg.links[i].link_id;
